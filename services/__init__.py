@@ -1,0 +1,1 @@
+"""Forewarn services: each one a thin edge over the shared domain in forewarn."""

@@ -1,0 +1,63 @@
+"""``forewarn stack install | up | down | status``."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    stack_app = typer.Typer(help="Run the local Kafka, Redis and MLflow as background processes.")
+    app.add_typer(stack_app, name="stack")
+
+    def _stack():  # type: ignore[no-untyped-def]
+        from rich.console import Console
+
+        from forewarn.stack.manager import LocalStack
+
+        console = Console(stderr=True)
+        return LocalStack(report=lambda msg: console.print(f"[dim]stack[/dim] {msg}"))
+
+    @stack_app.command()
+    def install() -> None:
+        """Fetch the Kafka jars (Maven Central) and install redis-server if missing. Idempotent."""
+        _stack().install()
+
+    @stack_app.command()
+    def up() -> None:
+        """Start Kafka (KRaft), Redis and MLflow, wait until each is ready, and create the topics."""
+        begun = time.monotonic()
+        stack = _stack()
+        stack.up()
+        _print_status(stack.status_json())
+        typer.echo(f"stack healthy in {time.monotonic() - begun:.1f}s; stop it with: forewarn stack down")
+
+    @stack_app.command()
+    def down() -> None:
+        """Stop the processes that 'stack up' started (and nothing else)."""
+        stopped = _stack().down()
+        typer.echo(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
+
+    @stack_app.command()
+    def status(as_json: bool = typer.Option(False, "--json", help="Print one JSON object.")) -> None:
+        """Health, address and PID of each component. Exit status 1 when any is unhealthy."""
+        state = _stack().status_json()
+        if as_json:
+            typer.echo(json.dumps(state))
+        else:
+            _print_status(state)
+        if not all(item["healthy"] for item in state.values()):
+            raise typer.Exit(1)
+
+
+def _print_status(state: dict[str, dict[str, object]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("component", "healthy", "address", "pid", "log")
+    for name, item in state.items():
+        healthy = "[green]yes[/green]" if item["healthy"] else "[red]no[/red]"
+        table.add_row(name, healthy, str(item["address"]), str(item["pid"] or "-"), str(item["log"]))
+    Console().print(table)

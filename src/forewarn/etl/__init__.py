@@ -1,0 +1,1 @@
+"""Spark jobs: the data lake stream and the training-set build."""

@@ -1,0 +1,1 @@
+"""Rolling-window feature math: one definition, used online and offline."""

@@ -1,0 +1,1 @@
+"""Local stack: Kafka, Redis and MLflow as background processes."""

@@ -1,0 +1,56 @@
+"""Settings of the local stack: ports, folders and versions, all overridable from the environment.
+
+``FOREWARN_STACK__KAFKA_PORT=29092 forewarn stack up`` moves Kafka; clients then need the matching
+``FOREWARN_KAFKA__BOOTSTRAP_SERVERS`` (``forewarn stack status`` prints every address).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from forewarn.settings import (
+    DEFAULT_KAFKA_CONTROLLER_PORT,
+    DEFAULT_KAFKA_PORT,
+    DEFAULT_MLFLOW_PORT,
+    DEFAULT_REDIS_PORT,
+    ForewarnSettings,
+)
+
+KAFKA_VERSION = "4.1.1"
+# Kafka 4.x logs through slf4j 1.7; this binding routes it to log4j2, which Kafka ships a config for.
+LOG4J_SLF4J_BINDING = "org.apache.logging.log4j:log4j-slf4j-impl:2.25.3"
+
+
+def _default_cache_dir() -> Path:
+    return Path.home() / ".cache" / "forewarn"
+
+
+class StackOptions(BaseModel):
+    state_dir: Path = Field(
+        Path(".forewarn"), description="Data, logs and PID files of the local stack (relative to the cwd)."
+    )
+    cache_dir: Path = Field(
+        default_factory=_default_cache_dir, description="Downloaded jars, kept outside the repo, by version."
+    )
+    host: str = Field("127.0.0.1", description="Loopback address every component binds to.")
+    kafka_port: int = Field(DEFAULT_KAFKA_PORT, ge=1, le=65535)
+    kafka_controller_port: int = Field(DEFAULT_KAFKA_CONTROLLER_PORT, ge=1, le=65535)
+    redis_port: int = Field(DEFAULT_REDIS_PORT, ge=1, le=65535)
+    mlflow_port: int = Field(DEFAULT_MLFLOW_PORT, ge=1, le=65535)
+    kafka_version: str = Field(KAFKA_VERSION, description="org.apache.kafka:kafka_2.13 version from Maven.")
+    kafka_heap: str = Field("768m", description="Broker JVM heap (-Xmx).")
+    start_timeout_s: float = Field(120.0, gt=0, description="How long `up` waits for each component.")
+
+
+class StackSettings(ForewarnSettings):
+    stack: StackOptions = StackOptions()
+
+    @property
+    def state_dir(self) -> Path:
+        return self.stack.state_dir.resolve()
+
+    @property
+    def kafka_libs_dir(self) -> Path:
+        return self.stack.cache_dir.expanduser().resolve() / "kafka" / self.stack.kafka_version / "libs"

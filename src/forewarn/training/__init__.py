@@ -1,0 +1,1 @@
+"""Training, evaluation and model registry code (batch; never imported by the streaming services)."""

@@ -1,0 +1,71 @@
+"""Shared fixtures. Tests under tests/integration and tests/e2e are marked automatically, and use the
+real local stack through the same code as `forewarn stack up`."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        parts = Path(str(item.fspath)).relative_to(ROOT / "tests").parts
+        if parts[0] in ("integration", "e2e"):
+            item.add_marker(getattr(pytest.mark, parts[0]))
+
+
+@pytest.fixture
+def uid() -> str:
+    """A short random id for topic, key and group names, so tests never collide."""
+    return uuid.uuid4().hex[:10]
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real datasets not found at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[object]:
+    """The real local stack (Kafka, Redis, MLflow). Started once per session if it is not already up;
+    stopped at the end only if this fixture started it."""
+    from forewarn.stack.manager import LocalStack
+
+    local = LocalStack()
+    already_running = {name for name, state in local.status().items() if state.pid is not None}
+    local.up()
+    yield local
+    if not already_running:
+        local.down()
+
+
+@pytest.fixture
+def kafka_settings(stack: object) -> object:
+    from forewarn.stack.manager import LocalStack
+
+    assert isinstance(stack, LocalStack)
+    return stack.settings.kafka
+
+
+@pytest.fixture
+def topic_factory(stack: object, uid: str) -> Callable[..., str]:
+    """Create a fresh topic with a random name: topic_factory("readings", partitions=4)."""
+    from forewarn.stack.manager import LocalStack
+
+    assert isinstance(stack, LocalStack)
+    counter = iter(range(1_000_000))
+
+    def create(base: str = "t", partitions: int = 1) -> str:
+        name = f"test.{base}.{uid}.{next(counter)}"
+        stack.ensure_topics([name], partitions=partitions)
+        return name
+
+    return create
