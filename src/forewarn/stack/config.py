@@ -19,6 +19,8 @@ from forewarn.settings import (
 )
 
 KAFKA_VERSION = "4.1.1"
+# Must equal the installed pyspark version (pyproject pins pyspark==4.2.0).
+SPARK_VERSION = "4.2.0"
 # Kafka 4.x logs through slf4j 1.7; this binding routes it to log4j2, which Kafka ships a config for.
 LOG4J_SLF4J_BINDING = "org.apache.logging.log4j:log4j-slf4j-impl:2.25.3"
 
@@ -54,3 +56,7 @@ class StackSettings(ForewarnSettings):
     @property
     def kafka_libs_dir(self) -> Path:
         return self.stack.cache_dir.expanduser().resolve() / "kafka" / self.stack.kafka_version / "libs"
+
+    @property
+    def spark_kafka_libs_dir(self) -> Path:
+        return self.stack.cache_dir.expanduser().resolve() / "spark-sql-kafka" / SPARK_VERSION / "libs"

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from forewarn.errors import UserError
-from forewarn.stack.config import LOG4J_SLF4J_BINDING
+from forewarn.stack.config import LOG4J_SLF4J_BINDING, SPARK_VERSION
 
 _COMPLETE_MARKER = ".complete"
 _UNREACHABLE_HINTS = (
@@ -87,6 +87,11 @@ def fetch_maven_jars(artifacts: Sequence[str], target: Path, report: Report) -> 
 
 def kafka_artifacts(kafka_version: str) -> list[str]:
     return [f"org.apache.kafka:kafka_2.13:{kafka_version}", LOG4J_SLF4J_BINDING]
+
+
+def spark_kafka_artifacts() -> list[str]:
+    # Spark's own resolver (Ivy, spark.jars.packages) ignores Maven's settings; mvn reaches what we need.
+    return [f"org.apache.spark:spark-sql-kafka-0-10_2.13:{SPARK_VERSION}"]
 
 
 def ensure_java() -> None:

@@ -15,7 +15,13 @@ from forewarn import topics
 from forewarn.errors import UserError
 from forewarn.stack.components import COMPONENT_TYPES, Component
 from forewarn.stack.config import StackSettings
-from forewarn.stack.install import ensure_java, ensure_redis_server, fetch_maven_jars, kafka_artifacts
+from forewarn.stack.install import (
+    ensure_java,
+    ensure_redis_server,
+    fetch_maven_jars,
+    kafka_artifacts,
+    spark_kafka_artifacts,
+)
 from forewarn.stack.process import ProcessTracker, port_in_use
 
 Report = Callable[[str], None]
@@ -43,6 +49,7 @@ class LocalStack:
         fetch_maven_jars(
             kafka_artifacts(self.settings.stack.kafka_version), self.settings.kafka_libs_dir, self.report
         )
+        fetch_maven_jars(spark_kafka_artifacts(), self.settings.spark_kafka_libs_dir, self.report)
         ensure_redis_server(self.report)
 
     def up(self) -> dict[str, ComponentStatus]:
