@@ -1,6 +1,8 @@
-"""What every service shows the outside: JSON logs and the /healthz, /readyz, /metrics endpoints."""
+"""What every service shows the outside: JSON logs and the /healthz, /readyz, /metrics endpoints.
 
-from __future__ import annotations
+No `from __future__ import annotations` here: FastAPI must resolve the route annotations at runtime.
+"""
+
 
 import logging
 import sys

@@ -21,7 +21,9 @@ def connector_jars(libs_dir: Path) -> list[str]:
     import pyspark
 
     if not (libs_dir / ".complete").exists():
-        raise UserError(f"Spark's Kafka connector is not in {libs_dir}. Run 'make setup' (or 'forewarn stack install').")
+        raise UserError(
+            f"Spark's Kafka connector is not in {libs_dir}. Run 'make setup' (or 'forewarn stack install')."
+        )
     bundled = {_artifact(jar.name) for jar in (Path(pyspark.__file__).parent / "jars").glob("*.jar")}
     return sorted(str(jar) for jar in libs_dir.glob("*.jar") if _artifact(jar.name) not in bundled)
 

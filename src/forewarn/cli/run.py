@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import importlib
-from enum import Enum
+from enum import StrEnum
 
 import typer
 
 
-class Service(str, Enum):
+class Service(StrEnum):
     ingest = "ingest"
     features = "features"
     scorer = "scorer"

@@ -45,7 +45,7 @@ class Component(ABC):
     @abstractmethod
     def argv(self) -> list[str]: ...
 
-    def prepare(self) -> None:
+    def prepare(self) -> None:  # noqa: B027 - optional hook, most components need nothing
         """Create folders and one-time state before the first start."""
 
     @abstractmethod

@@ -1,0 +1,90 @@
+"""The scorer's stream loop: features.vectors -> risk.scores, at least once.
+
+Offsets are committed only after every score of the batch is acknowledged by the broker, so a crash
+re-scores a batch (the alerter deduplicates) but never skips one.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import orjson
+from forewarn.services.scorer.model_watch import ModelHolder
+from forewarn.services.scorer.scoring import score_rows
+from forewarn.services.scorer.settings import ScorerSettings
+from prometheus_client import Counter, Gauge, Histogram
+
+from forewarn import kafka, topics
+
+log = logging.getLogger(__name__)
+
+SCORED = Counter("forewarn_scorer_scored_total", "Feature vectors scored", ["model_version"])
+BAD_MESSAGES = Counter("forewarn_scorer_bad_messages_total", "Feature vectors that could not be decoded")
+BATCH_SECONDS = Histogram("forewarn_scorer_batch_seconds", "Time to score and deliver one batch")
+MODEL_VERSION = Gauge("forewarn_scorer_model_version", "Version of the model serving now")
+
+
+class DeliveryFailed(RuntimeError):
+    pass
+
+
+class ScoreLoop:
+    def __init__(self, settings: ScorerSettings, holder: ModelHolder) -> None:
+        self.settings = settings
+        self.holder = holder
+        self.stop = threading.Event()
+        self.batches = 0
+
+    def run(self) -> None:
+        opts = self.settings.scorer
+        while not self.stop.is_set() and self.holder.current is None:
+            self.stop.wait(0.5)  # no champion yet: consume nothing rather than drop or park vectors
+        if self.stop.is_set():
+            return
+        consumer = kafka.consumer(self.settings.kafka, group_id=opts.group_id)
+        producer = kafka.producer(self.settings.kafka)
+        consumer.subscribe([self.settings.kafka.topic(topics.FEATURE_VECTORS)])
+        out_topic = self.settings.kafka.topic(topics.RISK_SCORES)
+        try:
+            while not self.stop.is_set():
+                messages = consumer.consume(opts.batch_size, timeout=opts.poll_timeout_s)
+                if messages:
+                    self._process(messages, producer, out_topic)
+                    consumer.commit(asynchronous=False)
+                    self.batches += 1
+        finally:
+            consumer.close()
+
+    def _process(self, messages: list, producer, out_topic: str) -> None:  # type: ignore[no-untyped-def]
+        started = time.perf_counter()
+        bundle = self.holder.current  # one model for the whole batch
+        assert bundle is not None
+        vectors = []
+        for message in messages:
+            if message.error():
+                raise RuntimeError(f"consume error: {message.error()}")
+            try:
+                vectors.append(orjson.loads(message.value()))
+            except orjson.JSONDecodeError:
+                BAD_MESSAGES.inc()
+                log.error("undecodable feature vector", extra={"fields": {
+                    "topic": message.topic(), "partition": message.partition(), "offset": message.offset()}})
+        opts = self.settings.scorer
+        scores = score_rows(bundle, vectors, explain_above=opts.explain_above, top_k=opts.top_k)
+        errors: list[str] = []
+
+        def on_delivery(err, _msg) -> None:  # type: ignore[no-untyped-def]
+            if err is not None:
+                errors.append(str(err))
+
+        for score in scores:
+            producer.produce(out_topic, key=score["machine_id"], value=orjson.dumps(score), on_delivery=on_delivery)
+            producer.poll(0)
+        remaining = producer.flush(30)
+        if remaining or errors:
+            raise DeliveryFailed(f"{remaining} scores undelivered, errors: {errors[:3]}; not committing")
+        SCORED.labels(bundle.version).inc(len(scores))
+        MODEL_VERSION.set(float(bundle.version) if bundle.version.isdigit() else 0)
+        BATCH_SECONDS.observe(time.perf_counter() - started)

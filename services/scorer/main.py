@@ -1,0 +1,59 @@
+"""Wiring of the scorer: the one place its real adapters are built."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from contextlib import asynccontextmanager
+
+
+def run() -> None:
+    import redis
+    import uvicorn
+    from forewarn.services.scorer.app import create_app
+    from forewarn.services.scorer.loop import ScoreLoop
+    from forewarn.services.scorer.model_watch import ModelHolder
+    from forewarn.services.scorer.settings import ScorerSettings
+
+    from forewarn.observability import configure_json_logging
+    from forewarn.online_store import RedisFeatureStore
+
+    settings = ScorerSettings()
+    configure_json_logging(settings.log_level)
+    opts = settings.scorer
+    holder = ModelHolder.from_registry(
+        settings.mlflow.tracking_uri, settings.mlflow.model_name, settings.mlflow.champion_alias, opts.num_threads
+    )
+    store = RedisFeatureStore(redis.Redis.from_url(settings.redis.url), settings.redis.key_prefix)
+    loop = ScoreLoop(settings, holder)
+
+    @asynccontextmanager
+    async def lifespan(_app):  # type: ignore[no-untyped-def]
+        holder.refresh()
+        watcher = holder.watch(loop.stop, opts.model_poll_s)
+        worker = threading.Thread(target=_guarded(loop.run, loop.stop), name="score-loop", daemon=True)
+        worker.start()
+        yield
+        # SIGTERM: uvicorn stops serving, then we finish the batch in hand and commit it.
+        loop.stop.set()
+        worker.join(timeout=60)
+        watcher.join(timeout=5)
+
+    app = create_app(holder, store, top_k=opts.top_k, lifespan=lifespan)
+    uvicorn.run(app, host=opts.host, port=opts.port, log_config=None, access_log=False)
+
+
+def _guarded(target, stop: threading.Event):  # type: ignore[no-untyped-def]
+    """A crashed stream loop must take the process down (so it restarts), not leave a zombie API."""
+    import os
+    import signal
+
+    def runner() -> None:
+        try:
+            target()
+        except Exception:
+            logging.getLogger("forewarn.scorer").exception("score loop crashed; stopping the service")
+            stop.set()
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return runner
