@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import Body, FastAPI, HTTPException
-from forewarn.services.scorer.model_watch import ModelHolder
-from forewarn.services.scorer.scoring import score_rows
 
 from forewarn.observability import ops_router
 from forewarn.online_store import FeatureStore
 from forewarn.schemas import FeatureVector, RiskScore
+from forewarn.services.scorer.model_watch import ModelHolder
+from forewarn.services.scorer.scoring import score_rows
 
 MAX_BATCH = 10_000
 

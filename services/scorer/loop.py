@@ -11,12 +11,12 @@ import threading
 import time
 
 import orjson
-from forewarn.services.scorer.model_watch import ModelHolder
-from forewarn.services.scorer.scoring import score_rows
-from forewarn.services.scorer.settings import ScorerSettings
 from prometheus_client import Counter, Gauge, Histogram
 
-from forewarn import kafka, topics
+from forewarn import kafka, topics, vector_codec
+from forewarn.services.scorer.model_watch import ModelHolder
+from forewarn.services.scorer.scoring import score_block
+from forewarn.services.scorer.settings import ScorerSettings
 
 log = logging.getLogger(__name__)
 
@@ -61,18 +61,20 @@ class ScoreLoop:
         started = time.perf_counter()
         bundle = self.holder.current  # one model for the whole batch
         assert bundle is not None
-        vectors = []
+        opts = self.settings.scorer
+        scores: list[dict] = []
         for message in messages:
             if message.error():
                 raise RuntimeError(f"consume error: {message.error()}")
             try:
-                vectors.append(orjson.loads(message.value()))
-            except orjson.JSONDecodeError:
+                block = vector_codec.decode(message.value())
+            except (ValueError, OSError, KeyError) as exc:
+                # A poison message is logged with its coordinates and skipped, never retried forever.
                 BAD_MESSAGES.inc()
-                log.error("undecodable feature vector", extra={"fields": {
+                log.error("undecodable feature block: %s", exc, extra={"fields": {
                     "topic": message.topic(), "partition": message.partition(), "offset": message.offset()}})
-        opts = self.settings.scorer
-        scores = score_rows(bundle, vectors, explain_above=opts.explain_above, top_k=opts.top_k)
+                continue
+            scores += score_block(bundle, block, explain_above=opts.explain_above, top_k=opts.top_k)
         errors: list[str] = []
 
         def on_delivery(err, _msg) -> None:  # type: ignore[no-untyped-def]

@@ -10,13 +10,13 @@ from contextlib import asynccontextmanager
 def run() -> None:
     import redis
     import uvicorn
+
+    from forewarn.observability import configure_json_logging
+    from forewarn.online_store import RedisFeatureStore
     from forewarn.services.scorer.app import create_app
     from forewarn.services.scorer.loop import ScoreLoop
     from forewarn.services.scorer.model_watch import ModelHolder
     from forewarn.services.scorer.settings import ScorerSettings
-
-    from forewarn.observability import configure_json_logging
-    from forewarn.online_store import RedisFeatureStore
 
     settings = ScorerSettings()
     configure_json_logging(settings.log_level)

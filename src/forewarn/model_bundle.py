@@ -35,6 +35,7 @@ class ModelBundle:
     rul_booster: Any | None = None
     num_threads: int = 1
     _sensor_of: dict[str, str | None] = field(default_factory=dict)
+    _column_maps: dict[tuple[str, ...], np.ndarray] = field(default_factory=dict)
 
     def predict(self, matrix: np.ndarray) -> np.ndarray:
         raw = self.booster.predict(matrix, num_threads=self.num_threads)
@@ -77,12 +78,20 @@ class ModelBundle:
             self._sensor_of[feature] = feature.split("__", 1)[0] if "__" in feature else None
         return self._sensor_of[feature]
 
-    def matrix(self, rows: list[dict[str, float | None]]) -> np.ndarray:
-        """Feature dicts -> matrix in the model's column order; absent or null features are NaN."""
-        names = self.feature_names
-        out = np.full((len(rows), len(names)), np.nan)
-        for i, features in enumerate(rows):
-            out[i] = [features.get(n, np.nan) if features.get(n) is not None else np.nan for n in names]
+    def align(self, names: list[str], matrix: np.ndarray) -> np.ndarray:
+        """A matrix whose columns are ``names`` -> the model's column order; absent features are NaN.
+
+        The column map is computed once per distinct name list, so aligning a block is one gather."""
+        key = tuple(names)
+        if names == self.feature_names:
+            return matrix
+        columns = self._column_maps.get(key)
+        if columns is None:
+            position = {name: i for i, name in enumerate(names)}
+            columns = np.array([position.get(name, -1) for name in self.feature_names], dtype=np.int64)
+            self._column_maps[key] = columns
+        out = matrix[:, np.maximum(columns, 0)]
+        out[:, columns < 0] = np.nan
         return out
 
 

@@ -8,12 +8,13 @@ import time
 import lightgbm as lgb
 import numpy as np
 import orjson
-from forewarn.services.scorer.loop import ScoreLoop
-from forewarn.services.scorer.model_watch import ModelHolder
-from forewarn.services.scorer.settings import ScorerOptions, ScorerSettings
 
 from forewarn import kafka, topics
 from forewarn.model_bundle import log_bundle
+from forewarn.services.scorer.loop import ScoreLoop
+from forewarn.services.scorer.model_watch import ModelHolder
+from forewarn.services.scorer.settings import ScorerOptions, ScorerSettings
+from forewarn.vector_codec import VectorBlock, encode
 
 NAMES = ["vibration__10m__mean", "temperature__10m__slope"]
 
@@ -34,10 +35,14 @@ def _register(tracking_uri: str, name: str, seed: int) -> str:
 
 def _produce(settings: ScorerSettings, machines: list[str], start: int) -> None:
     producer = kafka.producer(settings.kafka)
-    for i, machine in enumerate(machines):
-        vector = {"machine_id": machine, "machine_type": "pump", "ts": start + i, "feature_set_version": "test",
-                  "features": {NAMES[0]: float(i % 7) - 3, NAMES[1]: 0.1}}
-        producer.produce(settings.kafka.topic(topics.FEATURE_VECTORS), key=machine, value=orjson.dumps(vector))
+    for first in range(0, len(machines), 50):
+        ids = machines[first:first + 50]
+        rows = np.arange(first, first + len(ids))
+        block = VectorBlock(
+            machine_type="pump", feature_set_version="test", names=list(reversed(NAMES)), machine_ids=ids,
+            ts=start + rows, matrix=np.column_stack([np.full(len(ids), 0.1), (rows % 7) - 3.0]),
+        )
+        producer.produce(settings.kafka.topic(topics.FEATURE_VECTORS), value=encode(block))
     assert producer.flush(30) == 0
 
 

@@ -6,12 +6,12 @@ import lightgbm as lgb
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from forewarn.services.scorer.app import create_app
-from forewarn.services.scorer.model_watch import ModelHolder
-from forewarn.services.scorer.scoring import score_rows
 
 from forewarn.model_bundle import ModelBundle, NoChampion
 from forewarn.schemas import FeatureVector
+from forewarn.services.scorer.app import create_app
+from forewarn.services.scorer.model_watch import ModelHolder
+from forewarn.services.scorer.scoring import score_rows
 
 NAMES = ["vibration__10m__mean", "temperature__10m__slope", "gap_ms"]
 
@@ -46,10 +46,20 @@ def test_scores_name_model_and_explain_only_risky_rows() -> None:
     assert scores[0]["rul"] < scores[1]["rul"]
 
 
-def test_missing_and_null_features_are_nan_not_zero() -> None:
+def test_alignment_puts_columns_in_model_order_and_absent_ones_as_nan() -> None:
     bundle = _bundle()
-    matrix = bundle.matrix([_vector("a", None)["features"]])
-    assert np.isnan(matrix[0, 0]) and matrix[0, 1] == 0.0 and np.isnan(matrix[0, 2])
+    names = ["temperature__10m__slope", "extra", "vibration__10m__mean"]
+    aligned = bundle.align(names, np.array([[1.0, 9.0, 2.0]]))
+    assert aligned[0, :2].tolist() == [2.0, 1.0] and np.isnan(aligned[0, 2])
+
+
+def test_null_features_score_like_missing_ones() -> None:
+    bundle = _bundle()
+    with_null = score_rows(bundle, [_vector("a", None)], explain_above=1, top_k=1)[0]["p_failure"]
+    vector = _vector("a", None)
+    del vector["features"]["vibration__10m__mean"]
+    without = score_rows(bundle, [vector], explain_above=1, top_k=1)[0]["p_failure"]
+    assert with_null == without
 
 
 def test_calibration_maps_probabilities_monotonically() -> None:
@@ -123,6 +133,9 @@ def test_api_scores_on_demand_and_in_batches(holder: ModelHolder) -> None:
     assert risk["model_version"] == "7" and risk["top_contributors"]
     missing = client.get("/v1/machines/zzz/risk")
     assert missing.status_code == 404 and "zzz" in missing.json()["detail"]
-    batch = client.post("/v1/score", json=[_vector("a", 3.0), _vector("b", -3.0)]).json()
-    assert [s["machine_id"] for s in batch] == ["a", "b"]
+    odd = _vector("c", 3.0)
+    odd["features"] = {"temperature__10m__slope": 0.0, "vibration__10m__mean": 3.0}
+    batch = client.post("/v1/score", json=[_vector("a", 3.0), _vector("b", -3.0), odd]).json()
+    assert [s["machine_id"] for s in batch] == ["a", "b", "c"]
+    assert batch[2]["p_failure"] == batch[0]["p_failure"]
     assert client.post("/v1/score", json=[{"machine_id": "x"}]).status_code == 422
