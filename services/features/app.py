@@ -1,0 +1,219 @@
+"""The faust-streaming edge of the features service.
+
+faust gives us the consumer group, partition assignment, batching and the worker lifecycle; the window
+math stays in forewarn.features (faust's own windowed tables lose state on restart and rebalance, see
+docs/ARCHITECTURE.md). Per batch: restore partitions seen for the first time, apply the readings, publish
+the feature blocks to the source partition's number in ``features.vectors`` and wait for the broker, write
+the newest vectors to Redis, and snapshot state now and then. faust acks a batch only when the agent asks
+for the next one, i.e. after all of that is durable.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import faust
+import numpy as np
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+
+from forewarn import topics, vector_codec
+from forewarn.online_store import RedisFeatureStore
+from forewarn.services.features.processor import BatchOutput, FeatureProcessor, SourceRecord
+from forewarn.services.features.replay import read_range
+from forewarn.services.features.settings import FeaturesSettings
+from forewarn.services.features.snapshots import RedisSnapshots
+
+log = logging.getLogger(__name__)
+
+READINGS = Counter("forewarn_features_readings_total", "Readings by outcome", ["outcome"])
+BATCH_SECONDS = Histogram("forewarn_features_batch_seconds", "Time to process one batch end to end")
+RESTORES = Counter("forewarn_features_restores_total", "Partitions restored from a snapshot")
+REPLAYED = Counter("forewarn_features_replayed_total", "Readings replayed into state after a restore")
+
+
+@dataclass
+class Runtime:
+    """What the agent needs besides faust: built once in main.run(), replaced by fakes in no test."""
+
+    settings: FeaturesSettings
+    processor: FeatureProcessor
+    producer: Any  # confluent_kafka.Producer
+    store: RedisFeatureStore
+    snapshots: RedisSnapshots
+    source_topic: str
+    loaded: set[int] = field(default_factory=set)
+    last_snapshot: float = field(default_factory=time.monotonic)
+    last_flush: float = 0.0
+    last_batch_at: float = field(default_factory=time.monotonic)
+
+
+def create_app(runtime: Runtime) -> faust.App:
+    settings = runtime.settings
+    opts = settings.features
+    brokers = ";".join(f"kafka://{b}" for b in settings.kafka.bootstrap_servers.split(","))
+    app = faust.App(
+        opts.app_id,
+        broker=brokers,
+        store="memory://",
+        datadir=str(opts.datadir),
+        topic_partitions=settings.kafka.topic_partitions,
+        web_host=opts.host,
+        web_port=opts.port,
+        web_in_thread=True,
+        consumer_auto_offset_reset="earliest",
+        broker_max_poll_records=opts.batch_max,
+        stream_buffer_maxsize=max(4 * opts.batch_max, 16384),
+        producer_compression_type="lz4",
+        # A worker killed with -9 holds its partitions until its session expires; keep that short.
+        broker_session_timeout=opts.session_timeout_s,
+        broker_heartbeat_interval=max(1.0, opts.session_timeout_s / 4),
+    )
+    source = app.topic(runtime.source_topic, value_serializer="raw", key_serializer="raw")
+
+    @app.agent(source)
+    async def compute_features(stream: faust.StreamT) -> None:
+        try:
+            async for events in stream.take_events(opts.batch_max, within=opts.batch_within_s):
+                started = time.perf_counter()
+                records = [SourceRecord(e.message.partition, e.message.offset, e.message.value) for e in events]
+                handle_batch(runtime, records)
+                BATCH_SECONDS.observe(time.perf_counter() - started)
+        finally:
+            # Graceful stop (SIGTERM) or revocation: leave a fresh snapshot so the next owner replays little.
+            checkpoint(runtime, list(runtime.loaded))
+
+    @app.on_partitions_revoked.connect
+    async def on_revoked(sender: Any, revoked: set, **_: Any) -> None:
+        mine = [tp.partition for tp in revoked if tp.topic == runtime.source_topic]
+        checkpoint(runtime, [p for p in mine if p in runtime.loaded])
+        for partition in mine:
+            runtime.processor.forget(partition)
+            runtime.loaded.discard(partition)
+
+    @app.page("/healthz")
+    async def healthz(web: Any, request: Any) -> Any:
+        return web.json({"status": "ok"})
+
+    @app.page("/readyz")
+    async def readyz(web: Any, request: Any) -> Any:
+        ready = not app.rebalancing
+        reason = "rebalancing" if not ready else f"serving partitions {sorted(runtime.loaded)}"
+        return web.json({"ready": ready, "reason": reason}, status=200 if ready else 503)
+
+    @app.page("/metrics")
+    async def metrics(web: Any, request: Any) -> Any:
+        return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+def handle_batch(runtime: Runtime, records: list[SourceRecord]) -> BatchOutput:
+    """Everything one batch needs, synchronously: when this returns, its effects are durable."""
+    for partition in sorted({r.partition for r in records} - runtime.loaded):
+        first = min(r.offset for r in records if r.partition == partition)
+        restore(runtime, partition, first)
+    output = runtime.processor.process(records)
+    publish(runtime, output)
+    now = time.monotonic()
+    opts = runtime.settings.features
+    if now - runtime.last_flush >= opts.online_flush_s:
+        flush_online(runtime)
+        runtime.last_flush = now
+    if now - runtime.last_snapshot >= opts.snapshot_interval_s:
+        checkpoint(runtime, list(runtime.loaded))
+    runtime.last_batch_at = now
+    READINGS.labels("accepted").inc(output.accepted)
+    READINGS.labels("late").inc(output.late)
+    READINGS.labels("duplicate").inc(output.duplicates)
+    READINGS.labels("rejected").inc(len(output.rejected))
+    READINGS.labels("replayed_skip").inc(output.skipped_replayed)
+    return output
+
+
+def restore(runtime: Runtime, partition: int, first_offset: int) -> None:
+    applied, states = runtime.snapshots.load(partition)
+    runtime.processor.restore(partition, applied, states)
+    RESTORES.inc()
+    replayed = 0
+    if first_offset > applied + 1:
+        # faust resumes at its committed offset; readings between the snapshot and it only rebuild state.
+        for batch in read_range(runtime.settings.kafka, runtime.source_topic, partition, applied + 1, first_offset):
+            runtime.processor.process(batch, emit=False)
+            replayed += len(batch)
+    REPLAYED.inc(replayed)
+    runtime.loaded.add(partition)
+    log.info("partition restored", extra={"fields": {"partition": partition, "snapshot_offset": applied,
+                                                    "resume_offset": first_offset, "replayed": replayed}})
+
+
+def publish(runtime: Runtime, output: BatchOutput) -> None:
+    vectors_topic = runtime.settings.kafka.topic(topics.FEATURE_VECTORS)
+    dlq_topic = runtime.settings.kafka.topic(topics.SENSOR_READINGS_DLQ)
+    errors: list[str] = []
+
+    def on_delivery(err: Any, _msg: Any) -> None:
+        if err is not None:
+            errors.append(str(err))
+
+    producer = runtime.producer
+    for partition, blocks in output.blocks.items():
+        for block in blocks:
+            producer.produce(vectors_topic, value=vector_codec.encode(block), partition=partition,
+                             headers={"content-type": vector_codec.CONTENT_TYPE}, on_delivery=on_delivery)
+    for rejected in output.rejected:
+        producer.produce(
+            dlq_topic,
+            value=rejected.record.value,
+            headers={"reason": rejected.reason, "source": f"{runtime.source_topic}/{rejected.record.partition}/"
+                                                        f"{rejected.record.offset}", "stage": "features"},
+            on_delivery=on_delivery,
+        )
+    if producer.flush(30) or errors:
+        raise RuntimeError(f"feature vectors not delivered ({errors[:3]}); stopping before the batch is acked")
+
+
+def flush_online(runtime: Runtime) -> None:
+    """Newest vector per machine to Redis. A Redis outage must not stall the stream: keep and retry."""
+    import redis
+
+    grouped = runtime.processor.take_latest()
+    try:
+        for machine_type, items in grouped.items():
+            engine = runtime.processor.engines[machine_type]
+            runtime.store.write_rows(
+                machine_type=machine_type,
+                feature_set_version=_version(),
+                names=engine.feature_names,
+                machine_ids=[machine_id for machine_id, _ in items],
+                ts=[latest.ts for _, latest in items],
+                matrix=np.vstack([latest.row for _, latest in items]),
+                sites=[latest.site for _, latest in items],
+            )
+    except redis.RedisError as exc:
+        log.warning("online store write failed (%s); retrying with the next batch", exc)
+        for items in grouped.values():
+            for machine_id, latest in items:
+                runtime.processor.latest.setdefault(machine_id, latest)
+
+
+def checkpoint(runtime: Runtime, partitions: list[int]) -> None:
+    import redis
+
+    try:
+        for partition in partitions:
+            applied, states = runtime.processor.snapshot(partition)
+            if states or applied >= 0:
+                runtime.snapshots.save(partition, applied, states)
+            runtime.processor.mark_clean(partition)
+        runtime.last_snapshot = time.monotonic()
+    except redis.RedisError as exc:
+        log.warning("snapshot failed (%s); state stays recoverable by replay, retrying later", exc)
+
+
+def _version() -> str:
+    from forewarn.features import FEATURE_SET_VERSION
+
+    return FEATURE_SET_VERSION

@@ -1,0 +1,34 @@
+"""Settings of the features service: FOREWARN_FEATURES__* plus the shared Kafka/Redis settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from forewarn.settings import ForewarnSettings
+
+
+class FeaturesOptions(BaseModel):
+    app_id: str = Field("forewarn-features", description="faust app id = consumer group; replicas share it.")
+    host: str = Field("127.0.0.1", description="Bind address of /healthz, /readyz, /metrics.")
+    port: int = Field(8003, ge=1, le=65535)
+    batch_max: int = Field(5000, ge=1, description="Readings per processing batch, at most.")
+    batch_within_s: float = Field(0.2, gt=0, description="Longest wait for a batch to fill.")
+    emit_interval_ms: int = Field(
+        0, ge=0, description="0: publish a vector for every reading; N: at most one per machine per N ms of event time."
+    )
+    online_flush_s: float = Field(
+        0.0, ge=0, description="How often the latest vectors go to Redis (0: after every batch)."
+    )
+    snapshot_interval_s: float = Field(
+        10.0, gt=0, description="How often machine state is snapshotted (bounds the replay after a crash)."
+    )
+    session_timeout_s: float = Field(
+        10.0, gt=0, description="How soon a dead worker's partitions move to the survivors (Kafka session timeout)."
+    )
+    datadir: Path = Field(Path(".forewarn/faust"), description="faust's local data folder.")
+
+
+class FeaturesSettings(ForewarnSettings):
+    features: FeaturesOptions = FeaturesOptions()
