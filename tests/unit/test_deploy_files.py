@@ -1,0 +1,523 @@
+"""Offline checks of the deploy files: Dockerfiles, docker-compose, Prometheus / Grafana config, Kustomize.
+
+Nothing here needs Docker or a network: files are parsed and cross-checked against the decisions the
+services rely on (ports, probes, topics, hardening). Rendering the overlays needs kubectl (`kubectl
+kustomize` works offline) and is skipped, with the reason, where kubectl is missing; every other check
+runs everywhere, on the source manifests that the overlays include.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from forewarn import topics
+
+ROOT = Path(__file__).resolve().parents[2]
+K8S = ROOT / "k8s"
+OVERLAYS = sorted(p.name for p in (K8S / "overlays").iterdir() if (p / "kustomization.yaml").is_file())
+
+# Decided: one HTTP port per service, each serving /healthz, /readyz and /metrics.
+SERVICE_PORTS = {"ingest": 8000, "scorer": 8001, "alerter": 8002, "features": 8003}
+# Consumer-group services that scale with replicas (bounded by the topic's partitions).
+LAG_SCALED = {"features", "scorer"}
+# Services that run more than one replica somewhere and so need a PodDisruptionBudget.
+NEEDS_PDB = {"ingest", "features", "scorer"}
+SECRET_VARS = {
+    "FOREWARN_INGEST__API_KEYS",
+    "FOREWARN_ALERTER__SLACK_WEBHOOK_URL",
+    "FOREWARN_ALERTER__PAGERDUTY_ROUTING_KEY",
+    "FOREWARN_ALERTER__API_KEYS",
+}
+COMPOSE_INFRA = {"kafka", "topic-init", "redis", "mlflow", "prometheus", "grafana"}
+WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob"}
+ONE_SHOT_KINDS = {"Job", "CronJob"}
+
+
+# ---- helpers ------------------------------------------------------------------------------------
+
+
+def _load_all(path: Path) -> list[Any]:
+    with path.open(encoding="utf-8") as fh:
+        return [doc for doc in yaml.safe_load_all(fh) if doc is not None]
+
+
+def _yaml_files() -> list[Path]:
+    files = [ROOT / "docker-compose.yml"]
+    for folder in ("k8s", "deploy", ".github"):
+        files += sorted((ROOT / folder).rglob("*.y*ml"))
+    return [f for f in files if f.suffix in {".yml", ".yaml"}]
+
+
+def _kustomization(folder: Path) -> dict[str, Any]:
+    return _load_all(folder / "kustomization.yaml")[0]
+
+
+def _resource_files(folder: Path) -> Iterator[Path]:
+    """Manifest files a kustomization pulls in (resources and components, recursively; not patches)."""
+    kust = _kustomization(folder)
+    for entry in list(kust.get("resources", [])) + list(kust.get("components", [])):
+        target = (folder / entry).resolve()
+        if target.is_dir():
+            yield from _resource_files(target)
+        else:
+            yield target
+
+
+def _source_docs() -> list[tuple[Path, dict[str, Any]]]:
+    files = sorted({f for overlay in OVERLAYS for f in _resource_files(K8S / "overlays" / overlay)})
+    return [(f, doc) for f in files for doc in _load_all(f)]
+
+
+def _pod_spec(doc: dict[str, Any]) -> dict[str, Any]:
+    spec = doc["spec"]
+    if doc["kind"] == "CronJob":
+        spec = spec["jobTemplate"]["spec"]
+    return spec["template"]["spec"]
+
+
+def _workload_problems(doc: dict[str, Any]) -> list[str]:
+    """Hardening every pod must have; returns readable problems (empty when fine)."""
+    name = f"{doc['kind']}/{doc['metadata']['name']}"
+    pod = _pod_spec(doc)
+    pod_sc = pod.get("securityContext", {})
+    problems = []
+    if pod_sc.get("seccompProfile", {}).get("type") != "RuntimeDefault":
+        problems.append(f"{name}: pod seccompProfile is not RuntimeDefault")
+    if pod.get("automountServiceAccountToken") is not False:
+        problems.append(f"{name}: automountServiceAccountToken is not false")
+    for kind in ("initContainers", "containers"):
+        for c in pod.get(kind, []):
+            where = f"{name} container {c['name']}"
+            sc = c.get("securityContext", {})
+            if sc.get("runAsNonRoot", pod_sc.get("runAsNonRoot")) is not True:
+                problems.append(f"{where}: runAsNonRoot is not true")
+            if sc.get("runAsUser", pod_sc.get("runAsUser")) == 0:
+                problems.append(f"{where}: runs as uid 0")
+            if sc.get("readOnlyRootFilesystem") is not True:
+                problems.append(f"{where}: readOnlyRootFilesystem is not true")
+            if sc.get("allowPrivilegeEscalation") is not False:
+                problems.append(f"{where}: allowPrivilegeEscalation is not false")
+            if sc.get("capabilities", {}).get("drop") != ["ALL"]:
+                problems.append(f"{where}: capabilities.drop is not [ALL]")
+            res = c.get("resources", {})
+            for section in ("requests", "limits"):
+                for key in ("cpu", "memory"):
+                    if key not in res.get(section, {}):
+                        problems.append(f"{where}: resources.{section}.{key} missing")
+            if kind == "containers" and doc["kind"] not in ONE_SHOT_KINDS:
+                for probe in ("livenessProbe", "readinessProbe"):
+                    if probe not in c:
+                        problems.append(f"{where}: {probe} missing")
+    return problems
+
+
+def _container_port(container: dict[str, Any], port: int | str) -> int:
+    if isinstance(port, int):
+        return port
+    return next(p["containerPort"] for p in container["ports"] if p.get("name") == port)
+
+
+def _app_deployments(docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {
+        d["metadata"]["name"]: d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] in SERVICE_PORTS
+    }
+
+
+def _app_service_problems(docs: list[dict[str, Any]]) -> list[str]:
+    """Probes, ports, scrape annotations and config refs of the four service Deployments."""
+    problems = []
+    deployments = _app_deployments(docs)
+    services = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Service"}
+    for name, port in SERVICE_PORTS.items():
+        dep = deployments.get(name)
+        if dep is None:
+            problems.append(f"Deployment {name} missing")
+            continue
+        tmpl = dep["spec"]["template"]
+        c = tmpl["spec"]["containers"][0]
+        if c["name"] != name:
+            problems.append(f"{name}: first container is {c['name']}")
+        if not re.search(rf"(^|/)(forewarn[-/])?{name}(:|$)", c["image"]):
+            problems.append(f"{name}: image {c['image']} is not the {name} image")
+        for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
+            http = c.get(probe, {}).get("httpGet", {})
+            if http.get("path") != path or _container_port(c, http.get("port", -1)) != port:
+                problems.append(f"{name}: {probe} is not GET {path} on {port}")
+        ann = tmpl["metadata"].get("annotations", {})
+        if ann.get("prometheus.io/scrape") != "true" or ann.get("prometheus.io/port") != str(port):
+            problems.append(f"{name}: prometheus.io scrape annotations missing or wrong port")
+        if ann.get("prometheus.io/path", "/metrics") != "/metrics":
+            problems.append(f"{name}: prometheus.io/path is not /metrics")
+        cm_refs = [e["configMapRef"]["name"] for e in c.get("envFrom", []) if "configMapRef" in e]
+        if not any(ref.startswith("forewarn-config") for ref in cm_refs):
+            problems.append(f"{name}: does not read the forewarn-config ConfigMap")
+        for env in c.get("env", []):
+            if env["name"] in SECRET_VARS and "secretKeyRef" not in env.get("valueFrom", {}):
+                problems.append(f"{name}: {env['name']} is not read from a Secret")
+        selector = dep["spec"]["selector"]["matchLabels"]
+        if any(tmpl["metadata"]["labels"].get(k) != v for k, v in selector.items()):
+            problems.append(f"{name}: selector does not match the pod labels")
+        svc = services.get(name)
+        if svc is None:
+            problems.append(f"Service {name} missing")
+        else:
+            if any(tmpl["metadata"]["labels"].get(k) != v for k, v in svc["spec"]["selector"].items()):
+                problems.append(f"Service {name} does not select the {name} pods")
+            if [p["port"] for p in svc["spec"]["ports"]] != [port]:
+                problems.append(f"Service {name} does not expose exactly port {port}")
+    pdbs = {d["metadata"]["name"]: d for d in docs if d["kind"] == "PodDisruptionBudget"}
+    for name in NEEDS_PDB:
+        pdb = pdbs.get(name)
+        if pdb is None or pdb["spec"]["selector"]["matchLabels"] != {"app.kubernetes.io/name": name}:
+            problems.append(f"PodDisruptionBudget for {name} missing or not selecting its pods")
+    return problems
+
+
+def _parse_dockerfile(path: Path) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, continuation lines joined and comments dropped."""
+    instructions: list[tuple[str, str]] = []
+    buf = ""
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not buf and (not line or line.startswith("#")):
+            continue
+        if buf and line.startswith("#"):
+            continue
+        if line.endswith("\\"):
+            buf += line[:-1] + " "
+            continue
+        buf += line
+        op, _, args = buf.partition(" ")
+        instructions.append((op.upper(), args.strip()))
+        buf = ""
+    return instructions
+
+
+def _dockerignore_excludes(patterns: list[str], path: str) -> bool:
+    """Docker's rule, for top-level paths: the last matching pattern wins; `!` re-includes."""
+    excluded = False
+    for pattern in patterns:
+        negate = pattern.startswith("!")
+        pat = pattern[1:] if negate else pattern
+        pat = pat.strip("/")
+        if fnmatch.fnmatch(path, pat) or fnmatch.fnmatch(path, pat.replace("**/", "")):
+            excluded = not negate
+    return excluded
+
+
+# ---- every file parses --------------------------------------------------------------------------
+
+
+def test_deploy_yaml_files_exist() -> None:
+    names = {str(p.relative_to(ROOT)) for p in _yaml_files()}
+    for required in (
+        "docker-compose.yml",
+        "deploy/prometheus/prometheus.yml",
+        "k8s/base/kustomization.yaml",
+        "k8s/overlays/dev/kustomization.yaml",
+        "k8s/overlays/prod/kustomization.yaml",
+        ".github/workflows/ci.yml",
+    ):
+        assert required in names
+
+
+@pytest.mark.parametrize("path", _yaml_files(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_yaml_parses(path: Path) -> None:
+    docs = _load_all(path)
+    assert docs, f"{path} holds no YAML document"
+    if path.is_relative_to(K8S) and path.name != "kustomization.yaml":
+        for doc in docs:
+            assert {"apiVersion", "kind", "metadata"} <= doc.keys(), f"{path}: not a Kubernetes object"
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "deploy" / "grafana").rglob("*.json")), ids=lambda p: p.name)
+def test_grafana_dashboard(path: Path) -> None:
+    dash = json.loads(path.read_text(encoding="utf-8"))
+    provisioned = yaml.safe_load((ROOT / "deploy/grafana/provisioning/datasources/prometheus.yml").read_text())
+    ds_uids = {ds["uid"] for ds in provisioned["datasources"]}
+    assert dash["uid"] and dash["panels"]
+    for panel in dash["panels"]:
+        assert panel["datasource"]["uid"] in ds_uids, f"panel {panel['title']!r} uses an unknown datasource"
+        assert all(t["expr"] for t in panel["targets"])
+
+
+# ---- Dockerfiles --------------------------------------------------------------------------------
+
+
+def test_service_packages_are_the_known_services() -> None:
+    from forewarn.cli.run import Service
+
+    packages = {p.parent.name for p in (ROOT / "services").glob("*/__init__.py")}
+    assert packages == set(SERVICE_PORTS)
+    assert {s.value for s in Service} == set(SERVICE_PORTS), "`forewarn run` accepts other services"
+
+
+def test_every_dockerfile_cmd_names_a_known_service() -> None:
+    dockerfiles = sorted((ROOT / "services").glob("*/Dockerfile"))
+    assert {p.parent.name for p in dockerfiles} == set(SERVICE_PORTS), "one Dockerfile per service"
+    for path in dockerfiles:
+        cmds = [args for op, args in _parse_dockerfile(path) if op == "CMD"]
+        assert len(cmds) == 1, f"{path}: expected one CMD"
+        cmd = json.loads(cmds[0])  # exec form: the service is PID 1 and gets SIGTERM
+        assert cmd[:2] == ["forewarn", "run"] and len(cmd) == 3, f"{path}: CMD {cmd}"
+        assert cmd[2] in SERVICE_PORTS, f"{path}: CMD runs unknown service {cmd[2]!r}"
+        assert cmd[2] == path.parent.name, f"{path}: CMD runs {cmd[2]}, not its own service"
+
+
+@pytest.mark.parametrize("service", sorted(SERVICE_PORTS))
+def test_dockerfile(service: str) -> None:
+    instr = _parse_dockerfile(ROOT / "services" / service / "Dockerfile")
+    args = {m.group(1): m.group(2) for op, a in instr if op == "ARG" for m in [re.match(r"(\w+)=(\S+)", a)] if m}
+    bases = [re.sub(r"\$\{(\w+)\}", lambda m: args[m.group(1)], a.split()[0]) for op, a in instr if op == "FROM"]
+    assert len(bases) >= 2, "multi-stage build expected"
+    assert all(b.startswith("python:3.11-slim") for b in bases), bases
+    final = max(i for i, (op, _) in enumerate(instr) if op == "FROM")
+    final_stage = instr[final:]
+    users = [a for op, a in final_stage if op == "USER"]
+    assert users and users[-1].split(":")[0] not in {"root", "0"}, "final stage must run as non-root"
+    assert any(op == "COPY" and "--from=" in a for op, a in final_stage), "runtime copies the built venv"
+    assert any(op == "RUN" and re.search(r"pip install .*\s\.(\s|$)", a) for op, a in instr), "installs the project"
+    health = [a for op, a in final_stage if op == "HEALTHCHECK"]
+    assert health and "/healthz" in health[0] and str(SERVICE_PORTS[service]) in health[0]
+    assert [a for op, a in final_stage if op == "EXPOSE"] == [str(SERVICE_PORTS[service])]
+    env = " ".join(a for op, a in final_stage if op == "ENV")
+    assert "PYTHONDONTWRITEBYTECODE=1" in env, "a read-only root must not need .pyc writes"
+
+
+def test_dockerignore_sends_only_the_build_inputs() -> None:
+    patterns = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    for path in (".venv", ".git", ".env", "tests", "mlruns", ".forewarn"):
+        assert _dockerignore_excludes(patterns, path), f".dockerignore lets {path} into the build context"
+    for service in SERVICE_PORTS:
+        for op, args in _parse_dockerfile(ROOT / "services" / service / "Dockerfile"):
+            if op == "COPY" and "--from=" not in args:
+                for src in args.split()[:-1]:
+                    assert not _dockerignore_excludes(patterns, src.strip("/")), f"COPY {src} is ignored"
+
+
+# ---- docker-compose -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return _load_all(ROOT / "docker-compose.yml")[0]
+
+
+def test_compose_services_exist(compose: dict[str, Any]) -> None:
+    assert set(compose["services"]) >= COMPOSE_INFRA | set(SERVICE_PORTS)
+
+
+def test_compose_publishes_only_on_loopback(compose: dict[str, Any]) -> None:
+    for name, svc in compose["services"].items():
+        for port in svc.get("ports", []):
+            if isinstance(port, dict):
+                assert port.get("host_ip") == "127.0.0.1", f"{name}: {port}"
+            else:
+                assert str(port).startswith("127.0.0.1:"), f"{name}: {port} is not bound to 127.0.0.1"
+        assert svc.get("network_mode") != "host", f"{name}: host networking bypasses the loopback binding"
+
+
+def test_compose_healthchecks_and_dependencies(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    for name, svc in services.items():
+        if name != "topic-init":
+            assert "healthcheck" in svc, f"{name}: no healthcheck"
+        for dep, cond in (svc.get("depends_on") or {}).items():
+            assert dep in services, f"{name} depends on unknown {dep}"
+            assert cond["condition"] in {"service_healthy", "service_completed_successfully"}
+            if cond["condition"] == "service_healthy":
+                assert "healthcheck" in services[dep], f"{name} waits for {dep}, which has no healthcheck"
+    for name in SERVICE_PORTS:
+        deps = services[name]["depends_on"]
+        assert deps["kafka"]["condition"] == "service_healthy"
+        assert deps["topic-init"]["condition"] == "service_completed_successfully"
+        assert {"redis", "mlflow"} <= deps.keys()
+
+
+@pytest.mark.parametrize("service", sorted(SERVICE_PORTS))
+def test_compose_app_service(compose: dict[str, Any], service: str) -> None:
+    svc = compose["services"][service]
+    port = SERVICE_PORTS[service]
+    assert svc["build"]["context"] == "."
+    assert svc["build"]["dockerfile"] == f"services/{service}/Dockerfile"
+    assert (ROOT / svc["build"]["dockerfile"]).is_file()
+    assert svc["ports"] == [f"127.0.0.1:{port}:{port}"]
+    assert f":{port}/readyz" in " ".join(svc["healthcheck"]["test"])
+    assert svc["read_only"] is True and svc["cap_drop"] == ["ALL"]
+    assert str(svc["user"]).split(":")[0] not in {"root", "0"}
+    assert any(t.startswith("/tmp") for t in svc["tmpfs"]), "read-only root needs a writable /tmp"
+    env = svc["environment"]
+    assert env["FOREWARN_KAFKA__BOOTSTRAP_SERVERS"] == "kafka:9092"
+    for key in ("FOREWARN_REDIS__URL", "FOREWARN_MLFLOW__TRACKING_URI", "FOREWARN_KAFKA__TOPIC_PARTITIONS"):
+        assert key in env
+    for key in SECRET_VARS & env.keys():
+        assert env[key] is None, f"{key} must pass through from the environment, never hold a value"
+
+
+def test_compose_infrastructure(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert services["kafka"]["image"] == "apache/kafka:4.1.1"
+    assert "broker,controller" in services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"]
+    assert services["redis"]["image"].startswith("redis:7")
+    assert "--workers=1" in services["mlflow"]["command"]
+    init_env = services["topic-init"]["environment"]
+    assert set(init_env["TOPICS"].split()) == set(topics.ALL)
+    assert "FOREWARN_KAFKA__TOPIC_PARTITIONS" in str(init_env["PARTITIONS"])
+    for name, svc in services.items():
+        for volume in svc.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("./"):
+                assert (ROOT / source).exists(), f"{name} mounts missing {source}"
+
+
+def test_prometheus_scrapes_every_service() -> None:
+    config = _load_all(ROOT / "deploy/prometheus/prometheus.yml")[0]
+    targets = {
+        (job.get("metrics_path", "/metrics"), target)
+        for job in config["scrape_configs"]
+        for static in job.get("static_configs", [])
+        for target in static["targets"]
+    }
+    for name, port in SERVICE_PORTS.items():
+        assert ("/metrics", f"{name}:{port}") in targets
+
+
+def test_ci_workflow_runs_make_test_with_java_17() -> None:
+    workflow = _load_all(ROOT / ".github/workflows/ci.yml")[0]
+    steps = [step for job in workflow["jobs"].values() for step in job["steps"]]
+    assert any("setup-java" in s.get("uses", "") and str(s["with"]["java-version"]) == "17" for s in steps)
+    assert any("make test" in s.get("run", "") for s in steps)
+
+
+# ---- Kubernetes sources (no kubectl needed) -----------------------------------------------------
+
+
+def test_k8s_base_has_one_folder_per_service() -> None:
+    for name in SERVICE_PORTS:
+        folder = K8S / "base" / name
+        assert {"kustomization.yaml", "deployment.yaml", "service.yaml"} <= {p.name for p in folder.iterdir()}
+        assert name in _kustomization(K8S / "base")["resources"]
+
+
+def test_k8s_workloads_are_hardened() -> None:
+    docs = [doc for _, doc in _source_docs() if doc["kind"] in WORKLOAD_KINDS]
+    assert {d["metadata"]["name"] for d in docs} >= set(SERVICE_PORTS) | {"topic-init"}
+    problems = [p for doc in docs for p in _workload_problems(doc)]
+    assert not problems, "\n".join(problems)
+
+
+def test_k8s_services_probes_ports_and_pdbs() -> None:
+    base_docs = [doc for f in _resource_files(K8S / "base") for doc in _load_all(f)]
+    problems = _app_service_problems(base_docs)
+    assert not problems, "\n".join(problems)
+
+
+def test_k8s_sources_hold_no_secrets() -> None:
+    kinds = {(str(f.relative_to(ROOT)), doc["kind"]) for f, doc in _source_docs()}
+    assert not [k for k in kinds if k[1] == "Secret"], "Secrets come from an overlay's secretGenerator only"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_overlay_generates_every_referenced_secret_from_placeholders(overlay: str) -> None:
+    folder = K8S / "overlays" / overlay
+    generated: dict[str, set[str]] = {}
+    for gen in _kustomization(folder).get("secretGenerator", []):
+        keys: set[str] = set()
+        for env_file in gen.get("envs", []):
+            text = (folder / env_file).read_text(encoding="utf-8")
+            assert "PLACEHOLDER" in text, f"{env_file} is not marked as a placeholder"
+            for line in text.splitlines():
+                if line.strip() and not line.startswith("#"):
+                    key, _, value = line.partition("=")
+                    # Empty (the service's development default / notifier off) or a marked placeholder.
+                    assert value == "" or "REPLACE_ME" in value, f"{env_file}: {key} looks like a real value"
+                    keys.add(key)
+        assert not gen.get("files") and not gen.get("literals"), "secrets come from marked placeholder files"
+        generated[gen["name"]] = keys
+    refs = {
+        (env["valueFrom"]["secretKeyRef"]["name"], env["valueFrom"]["secretKeyRef"]["key"])
+        for _, doc in _source_docs()
+        if doc["kind"] in WORKLOAD_KINDS
+        for c in _pod_spec(doc)["containers"]
+        for env in c.get("env", [])
+        if "secretKeyRef" in env.get("valueFrom", {})
+    }
+    assert refs
+    for name, key in refs:
+        assert key in generated.get(name, set()), f"{overlay}: Secret {name} key {key} is not generated"
+
+
+def test_k8s_topic_init_creates_every_topic() -> None:
+    job = next(doc for _, doc in _source_docs() if doc["kind"] == "Job" and doc["metadata"]["name"] == "topic-init")
+    env = {e["name"]: e.get("value") for e in _pod_spec(job)["containers"][0]["env"]}
+    assert set(env["TOPICS"].split()) == set(topics.ALL)
+
+
+# ---- rendered overlays (kubectl kustomize, offline) ----------------------------------------------
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_overlay_renders(overlay: str) -> None:
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl is not installed: cannot render the Kustomize overlays (other checks still ran)")
+    proc = subprocess.run(
+        [kubectl, "kustomize", str(K8S / "overlays" / overlay)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    docs = [d for d in yaml.safe_load_all(proc.stdout) if d]
+    by_kind: dict[str, dict[str, dict[str, Any]]] = {}
+    for d in docs:
+        by_kind.setdefault(d["kind"], {})[d["metadata"]["name"]] = d
+
+    problems = [p for d in docs if d["kind"] in WORKLOAD_KINDS for p in _workload_problems(d)]
+    problems += _app_service_problems(docs)
+    assert not problems, "\n".join(problems)
+
+    namespace = next(iter(by_kind["Namespace"]))
+    assert all(d["metadata"].get("namespace", namespace) == namespace for d in docs)
+
+    # Every ConfigMap / Secret a pod reads exists in the rendered output (hash suffixes resolved).
+    for d in docs:
+        if d["kind"] not in WORKLOAD_KINDS:
+            continue
+        for c in _pod_spec(d)["containers"]:
+            for ref in c.get("envFrom", []):
+                assert ref["configMapRef"]["name"] in by_kind["ConfigMap"]
+            for env in c.get("env", []):
+                key_ref = env.get("valueFrom", {}).get("secretKeyRef")
+                if key_ref:
+                    assert key_ref["key"] in by_kind["Secret"][key_ref["name"]]["data"]
+
+    config = next(cm["data"] for name, cm in by_kind["ConfigMap"].items() if name.startswith("forewarn-config"))
+    partitions = int(config["FOREWARN_KAFKA__TOPIC_PARTITIONS"])
+    for name, scaled in by_kind.get("ScaledObject", {}).items():
+        assert name in LAG_SCALED and scaled["spec"]["scaleTargetRef"]["name"] == name
+        assert scaled["spec"]["maxReplicaCount"] <= partitions, f"{name}: more replicas than partitions would sit idle"
+        assert "replicas" not in by_kind["Deployment"][name]["spec"], f"{name}: KEDA owns the replica count"
+        for trigger in scaled["spec"]["triggers"]:
+            host = trigger["metadata"]["bootstrapServers"].split(":")[0]
+            in_cluster = host.split(".")[0] in {"kafka", "kafka-headless"}
+            assert not in_cluster or host.split(".")[1] == namespace, (
+                f"{name}: KEDA must reach Kafka as kafka.{namespace}.svc, not {host}"
+            )
+    for name in LAG_SCALED - set(by_kind.get("ScaledObject", {})):
+        assert by_kind["Deployment"][name]["spec"].get("replicas", 1) <= partitions
