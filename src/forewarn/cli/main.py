@@ -17,6 +17,8 @@ from forewarn.errors import UserError
 _VERB_MODULES: tuple[str, ...] = (
     "forewarn.cli.stack",
     "forewarn.cli.run",
+    "forewarn.cli.simulate",
+    "forewarn.cli.replay",
     "forewarn.cli.demo",
 )
 
