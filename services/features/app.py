@@ -11,6 +11,7 @@ for the next one, i.e. after all of that is durable.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,9 @@ from forewarn.services.features.settings import FeaturesSettings
 from forewarn.services.features.snapshots import RedisSnapshots
 
 log = logging.getLogger(__name__)
+
+# Kafka's default message.max.bytes is 1 MB; stay well below it with the Arrow framing on top.
+MAX_BLOCK_BYTES = 800_000
 
 READINGS = Counter("forewarn_features_readings_total", "Readings by outcome", ["outcome"])
 BATCH_SECONDS = Histogram("forewarn_features_batch_seconds", "Time to process one batch end to end")
@@ -61,11 +65,13 @@ def create_app(runtime: Runtime) -> faust.App:
         datadir=str(opts.datadir),
         topic_partitions=settings.kafka.topic_partitions,
         web_host=opts.host,
+        web_bind=opts.host,  # faust binds 0.0.0.0 by default; we listen where settings say (loopback locally)
         web_port=opts.port,
         web_in_thread=True,
         consumer_auto_offset_reset="earliest",
         broker_max_poll_records=opts.batch_max,
-        stream_buffer_maxsize=max(4 * opts.batch_max, 16384),
+        # Counted in messages; envelopes hold hundreds of readings, so a few batches' worth is plenty.
+        stream_buffer_maxsize=4 * opts.batch_max,
         producer_compression_type="lz4",
         # A worker killed with -9 holds its partitions until its session expires; keep that short.
         broker_session_timeout=opts.session_timeout_s,
@@ -79,7 +85,14 @@ def create_app(runtime: Runtime) -> faust.App:
             async for events in stream.take_events(opts.batch_max, within=opts.batch_within_s):
                 started = time.perf_counter()
                 records = [SourceRecord(e.message.partition, e.message.offset, e.message.value) for e in events]
-                handle_batch(runtime, records)
+                try:
+                    handle_batch(runtime, records)
+                except Exception:
+                    # faust would ack this batch while unwinding, and a later commit would skip it. Die
+                    # like kill -9 instead: no ack, no snapshot; the restart replays from the last snapshot.
+                    log.exception("batch failed; exiting so the worker restarts and replays it")
+                    logging.shutdown()
+                    os._exit(70)
                 BATCH_SECONDS.observe(time.perf_counter() - started)
         finally:
             # Graceful stop (SIGTERM) or revocation: leave a fresh snapshot so the next owner replays little.
@@ -105,7 +118,8 @@ def create_app(runtime: Runtime) -> faust.App:
 
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:
-        return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST)
+        # aiohttp refuses a charset inside content_type; Prometheus text is ASCII anyway.
+        return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split("; charset")[0])
 
     return app
 
@@ -161,8 +175,9 @@ def publish(runtime: Runtime, output: BatchOutput) -> None:
     producer = runtime.producer
     for partition, blocks in output.blocks.items():
         for block in blocks:
-            producer.produce(vectors_topic, value=vector_codec.encode(block), partition=partition,
-                             headers={"content-type": vector_codec.CONTENT_TYPE}, on_delivery=on_delivery)
+            for part in vector_codec.split(block, MAX_BLOCK_BYTES):
+                producer.produce(vectors_topic, value=vector_codec.encode(part), partition=partition,
+                                 headers={"content-type": vector_codec.CONTENT_TYPE}, on_delivery=on_delivery)
     for rejected in output.rejected:
         producer.produce(
             dlq_topic,

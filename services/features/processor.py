@@ -13,7 +13,6 @@ comes from two facts kept here:
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -22,6 +21,7 @@ import orjson
 
 from forewarn.assets import AssetConfig
 from forewarn.features import FEATURE_SET_VERSION, FeatureEngine
+from forewarn.readings_wire import decode_value
 from forewarn.vector_codec import VectorBlock
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,7 @@ class SourceRecord:
 class Rejected:
     record: SourceRecord
     reason: str
+    reading: object = None  # the offending reading when it came inside an envelope of several
 
 
 @dataclass
@@ -66,10 +67,6 @@ class FeatureProcessor:
             name: FeatureEngine(machine_type, config.allowed_lateness_ms)
             for name, machine_type in config.machine_types.items()
         }
-        self.sensor_index = {
-            name: {sensor: i for i, sensor in enumerate(machine_type.sensor_names)}
-            for name, machine_type in config.machine_types.items()
-        }
         self.applied: dict[int, int] = {}  # partition -> last applied offset
         self.machines_of: dict[int, dict[str, str]] = {}  # partition -> machine id -> type
         self.dirty: dict[int, set[str]] = {}  # partition -> machines changed since the last snapshot
@@ -86,55 +83,49 @@ class FeatureProcessor:
                 out.skipped_replayed += 1
                 continue
             self.applied[record.partition] = record.offset
-            reading, reason = self._decode(record.value)
-            if reading is None:
-                out.rejected.append(Rejected(record, reason))
+            try:
+                readings = decode_value(record.value)
+            except orjson.JSONDecodeError as exc:
+                out.rejected.append(Rejected(record, f"not JSON: {exc}"))
                 continue
-            by_type.setdefault(reading["machine_type"], []).append((record, reading))
+            for reading in readings:
+                reason = self._invalid(reading)
+                if reason:
+                    out.rejected.append(Rejected(record, reason, reading if len(readings) > 1 else None))
+                    continue
+                by_type.setdefault(reading["machine_type"], []).append((record, reading))
         for machine_type, items in by_type.items():
             self._apply_type(machine_type, items, out, emit)
         return out
 
-    def _decode(self, raw: bytes) -> tuple[dict | None, str]:
-        try:
-            reading = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            return None, f"not JSON: {exc}"
+    def _invalid(self, reading: object) -> str:
+        """Why a decoded reading cannot be used ('' when it can). Ingest validates fully; this guards
+        against producers that write to the topic directly."""
         if not isinstance(reading, dict):
-            return None, "not a JSON object"
+            return "not a JSON object"
         machine_type = reading.get("machine_type")
         if machine_type not in self.engines:
-            return None, f"unknown machine_type {machine_type!r}"
+            return f"unknown machine_type {machine_type!r}"
         if not isinstance(reading.get("machine_id"), str) or not reading["machine_id"]:
-            return None, "machine_id missing or not a string"
+            return "machine_id missing or not a string"
         ts = reading.get("ts")
         if not isinstance(ts, int) or isinstance(ts, bool):
-            return None, "ts must be epoch milliseconds (integer)"
-        values = reading.get("values")
-        if not isinstance(values, dict):
-            return None, "values must be an object of sensor name to number"
-        return reading, ""
+            return "ts must be epoch milliseconds (integer)"
+        if not isinstance(reading.get("values"), dict):
+            return "values must be an object of sensor name to number"
+        return ""
 
     def _apply_type(self, machine_type: str, items: list[tuple[SourceRecord, dict]], out: BatchOutput,
                     emit: bool) -> None:
         engine = self.engines[machine_type]
-        index = self.sensor_index[machine_type]
+        sensors = engine.machine_type.sensor_names
         n = len(items)
-        values = np.full((n, len(index)), np.nan)
-        ids: list[str] = []
-        ts = np.empty(n, dtype=np.int64)
-        for row, (record, reading) in enumerate(items):
-            machine_id = reading["machine_id"]
-            ids.append(machine_id)
-            ts[row] = reading["ts"]
-            for sensor, value in reading["values"].items():
-                column = index.get(sensor)
-                if column is not None and isinstance(value, int | float) and math.isfinite(value):
-                    values[row, column] = value
-            partition_machines = self.machines_of.setdefault(record.partition, {})
-            if machine_id not in partition_machines:
-                partition_machines[machine_id] = machine_type
-            self.dirty.setdefault(record.partition, set()).add(machine_id)
+        readings = [reading for _, reading in items]
+        ids = [reading["machine_id"] for reading in readings]
+        ts = np.fromiter((reading["ts"] for reading in readings), dtype=np.int64, count=n)
+        partitions = np.fromiter((record.partition for record, _ in items), dtype=np.int64, count=n)
+        values = self._values(readings, sensors)
+        self._track(machine_type, ids, partitions)
         result = engine.update_batch(ids, ts, values)
         out.late += int(result.late.sum())
         out.duplicates += int(result.duplicate.sum())
@@ -142,31 +133,54 @@ class FeatureProcessor:
         out.accepted += len(accepted_rows)
         if not emit or not len(accepted_rows):
             return
-        self._collect(machine_type, engine.feature_names, items, ids, ts, accepted_rows, result.features, out)
+        self._collect(machine_type, engine.feature_names, readings, ids, ts, partitions, accepted_rows,
+                      result.features, out)
 
-    def _collect(self, machine_type: str, names: list[str], items: list[tuple[SourceRecord, dict]], ids: list[str],
-                 ts: np.ndarray, accepted_rows: np.ndarray, features: np.ndarray, out: BatchOutput) -> None:
+    @staticmethod
+    def _values(readings: list[dict], sensors: tuple[str, ...]) -> np.ndarray:
+        """Sensor values in the engine's order; absent, null, non-numeric or non-finite values are NaN."""
+        rows = [[reading["values"].get(sensor) for sensor in sensors] for reading in readings]
+        try:
+            values = np.array(rows, dtype=np.float64).reshape(len(rows), len(sensors))
+        except (TypeError, ValueError):  # a string somewhere: fall back to checking each value
+            values = np.array(
+                [[v if isinstance(v, int | float) and not isinstance(v, bool) else None for v in row] for row in rows],
+                dtype=np.float64,
+            ).reshape(len(rows), len(sensors))
+        values[~np.isfinite(values)] = np.nan
+        return values
+
+    def _track(self, machine_type: str, ids: list[str], partitions: np.ndarray) -> None:
+        """Which machines live in which partition, and which changed since the last snapshot."""
+        for partition in np.unique(partitions).tolist():
+            members = [ids[i] for i in np.flatnonzero(partitions == partition).tolist()]
+            self.machines_of.setdefault(partition, {}).update(dict.fromkeys(members, machine_type))
+            self.dirty.setdefault(partition, set()).update(members)
+
+    def _collect(self, machine_type: str, names: list[str], readings: list[dict], ids: list[str], ts: np.ndarray,
+                 partitions: np.ndarray, accepted_rows: np.ndarray, features: np.ndarray, out: BatchOutput) -> None:
+        accepted = accepted_rows.tolist()
+        # The newest vector of each machine in this batch (later rows win), for the online store.
+        last_position = {ids[row]: position for position, row in enumerate(accepted)}
+        for machine_id, position in last_position.items():
+            row = accepted[position]
+            self.latest[machine_id] = _Latest(machine_type, int(ts[row]), features[position],
+                                              readings[row].get("site"))
         emitted = self._emitted(names, ts[accepted_rows], features)
-        per_partition: dict[int, list[int]] = {}
-        for position, row in enumerate(accepted_rows.tolist()):
-            machine_id = ids[row]
-            reading = items[row][1]
-            self.latest[machine_id] = _Latest(machine_type, int(ts[row]), features[position], reading.get("site"))
-            if emitted[position]:
-                per_partition.setdefault(items[row][0].partition, []).append(position)
-        for partition, positions in per_partition.items():
-            rows = accepted_rows[positions]
+        accepted_partitions = partitions[accepted_rows]
+        for partition in np.unique(accepted_partitions[emitted]).tolist():
+            positions = np.flatnonzero((accepted_partitions == partition) & emitted)
+            rows = accepted_rows[positions].tolist()
             out.blocks.setdefault(partition, []).append(
                 VectorBlock(
                     machine_type=machine_type,
                     feature_set_version=FEATURE_SET_VERSION,
                     names=names,
-                    machine_ids=[ids[r] for r in rows.tolist()],
+                    machine_ids=[ids[r] for r in rows],
                     ts=ts[rows],
                     matrix=features[positions],
-                    sites=[items[r][1].get("site") for r in rows.tolist()],
-                    ingested_at=np.array([items[r][1].get("ingested_at") or 0 for r in rows.tolist()],
-                                         dtype=np.int64),
+                    sites=[readings[r].get("site") for r in rows],
+                    ingested_at=np.array([readings[r].get("ingested_at") or 0 for r in rows], dtype=np.int64),
                 )
             )
 

@@ -13,7 +13,9 @@ class FeaturesOptions(BaseModel):
     app_id: str = Field("forewarn-features", description="faust app id = consumer group; replicas share it.")
     host: str = Field("127.0.0.1", description="Bind address of /healthz, /readyz, /metrics.")
     port: int = Field(8003, ge=1, le=65535)
-    batch_max: int = Field(5000, ge=1, description="Readings per processing batch, at most.")
+    batch_max: int = Field(
+        100, ge=1, description="Kafka messages per processing batch, at most (an envelope holds many readings)."
+    )
     batch_within_s: float = Field(0.2, gt=0, description="Longest wait for a batch to fill.")
     emit_interval_ms: int = Field(
         0, ge=0, description="0: publish a vector for every reading; N: at most one per machine per N ms of event time."

@@ -62,3 +62,42 @@ def wait_for_topics(settings: KafkaSettings, names: list[str], timeout_s: float 
             return
         time.sleep(0.1)
     raise KafkaUnavailable(f"topics {names} did not appear within {timeout_s}s")
+
+
+def read_all(settings: KafkaSettings, topic: str, timeout_s: float = 60.0) -> list[Any]:
+    """Every message of ``topic`` from its start to the current end, without joining a group."""
+    import time
+
+    from confluent_kafka import TopicPartition
+
+    reader = consumer(settings, group_id="forewarn-read-all")
+    try:
+        partitions = reader.list_topics(topic, timeout=10).topics[topic].partitions
+        ends = {}
+        assignment = []
+        for p in partitions:
+            low, high = reader.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            if high > low:
+                ends[p] = high
+                assignment.append(TopicPartition(topic, p, low))
+        reader.assign(assignment)
+        messages: list[Any] = []
+        deadline = time.monotonic() + timeout_s
+        positions = {tp.partition: tp.offset for tp in assignment}
+        while any(positions[p] < ends[p] for p in ends) and time.monotonic() < deadline:
+            for message in reader.consume(10_000, timeout=0.5):
+                if message.error() is None and message.offset() < ends[message.partition()]:
+                    messages.append(message)
+                    positions[message.partition()] = message.offset() + 1
+        if any(positions[p] < ends[p] for p in ends):
+            raise KafkaUnavailable(f"reading {topic} did not reach its end within {timeout_s}s")
+        return messages
+    finally:
+        reader.close()
+
+
+def count_readings(settings: KafkaSettings, topic: str, timeout_s: float = 60.0) -> int:
+    """Readings in a ``sensor.readings``-shaped topic: envelopes count for every reading they hold."""
+    from forewarn.readings_wire import decode_value
+
+    return sum(len(decode_value(m.value())) for m in read_all(settings, topic, timeout_s))

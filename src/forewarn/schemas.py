@@ -54,6 +54,9 @@ class Reading(BaseModel):
     ts: EpochMs = Field(description="Event time: RFC 3339 or epoch milliseconds; stored as epoch ms.")
     values: dict[str, float] = Field(description="Sensor name to measured value.")
     site: str | None = Field(None, max_length=128)
+    ingested_at: int | None = Field(
+        None, description="Set by ingest on the wire: its clock (epoch ms) when it accepted the reading."
+    )
 
 
 class GroundTruthEvent(BaseModel):

@@ -85,6 +85,27 @@ def encode(block: VectorBlock) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
+def split(block: VectorBlock, max_bytes: int) -> list[VectorBlock]:
+    """Cut a block into blocks whose feature payload stays under ``max_bytes`` (Kafka's message limit)."""
+    row_bytes = 8 * max(1, len(block.names)) + 64
+    rows = max(1, max_bytes // row_bytes)
+    if len(block) <= rows:
+        return [block]
+    return [
+        VectorBlock(
+            machine_type=block.machine_type,
+            feature_set_version=block.feature_set_version,
+            names=block.names,
+            machine_ids=block.machine_ids[start:start + rows],
+            ts=block.ts[start:start + rows],
+            matrix=block.matrix[start:start + rows],
+            sites=block.sites[start:start + rows] if block.sites is not None else None,
+            ingested_at=block.ingested_at[start:start + rows] if block.ingested_at is not None else None,
+        )
+        for start in range(0, len(block), rows)
+    ]
+
+
 def decode(payload: bytes) -> VectorBlock:
     reader = pa.ipc.open_stream(payload)
     meta = reader.schema.metadata or {}

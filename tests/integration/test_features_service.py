@@ -105,7 +105,7 @@ def features_env(stack, uid, tmp_path) -> dict[str, str]:
         "FOREWARN_REDIS__KEY_PREFIX": f"test-{uid}",
         "FOREWARN_FEATURES__APP_ID": f"features-{uid}",
         "FOREWARN_FEATURES__SNAPSHOT_INTERVAL_S": "1",
-        "FOREWARN_FEATURES__BATCH_MAX": "500",
+        "FOREWARN_FEATURES__BATCH_MAX": "50",
         "FOREWARN_FEATURES__DATADIR": str(tmp_path / "faust"),
         "FOREWARN_ASSET_CONFIG": "plant",
     }

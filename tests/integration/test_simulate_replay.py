@@ -15,7 +15,9 @@ from pathlib import Path
 import orjson
 import pytest
 
+from forewarn import kafka
 from forewarn.assets import load_asset_config
+from forewarn.readings_wire import decode_value, partition_for
 from forewarn.schemas import GroundTruthEvent, Reading
 from forewarn.sim.options import HOUR_MS, SimOptions
 from forewarn.sim.plant import PlantSimulator
@@ -107,12 +109,12 @@ def test_simulate_to_kafka_delivers_exactly_the_simulated_readings(kafka_setting
     )
     assert f"{expected:,}" in done.stderr
     assert 60_000 < expected <= 72_000  # 20 machines x 3600 s, less losses and downtime
-    assert topic_size(kafka_settings, readings_topic) == expected
-    messages = consume_all(kafka_settings, readings_topic, expected)
-    assert len(messages) == expected
-    for key, value in messages[:: max(1, expected // 2000)]:
-        reading = Reading.model_validate_json(value)
-        assert key.decode() == reading.machine_id
+    messages = kafka.read_all(kafka_settings, readings_topic)
+    readings = [(m.partition(), r) for m in messages for r in decode_value(m.value())]
+    assert len(readings) == expected
+    for partition, raw in readings[:: max(1, expected // 2000)]:
+        reading = Reading.model_validate(raw)
+        assert partition == partition_for(reading.machine_id, 4)  # envelopes keep machines in their partition
         assert START_MS <= reading.ts < START_MS + HOUR_MS
     assert topic_size(kafka_settings, truth_topic) == expected_events > 0
     events = [
@@ -143,14 +145,14 @@ def test_replay_fd001_train_into_kafka(kafka_settings, topic_factory) -> None:
         START,
     )
     assert "20,631" in done.stderr
-    assert topic_size(kafka_settings, readings_topic) == 20_631
+    assert kafka.count_readings(kafka_settings, readings_topic) == 20_631
     assert topic_size(kafka_settings, truth_topic) == 100
     events = [
         GroundTruthEvent.model_validate_json(v) for _, v in consume_all(kafka_settings, truth_topic, 100)
     ]
     assert len({e.machine_id for e in events}) == 100 and {e.kind for e in events} == {"failure"}
     readings = [
-        Reading.model_validate_json(v) for _, v in consume_all(kafka_settings, readings_topic, 20_631)
+        Reading.model_validate(r) for m in kafka.read_all(kafka_settings, readings_topic) for r in decode_value(m.value())
     ]
     last = {}
     for reading in readings:

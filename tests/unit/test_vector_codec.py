@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from forewarn.vector_codec import VectorBlock, block_from_dicts, decode, encode
+from forewarn.vector_codec import VectorBlock, block_from_dicts, decode, encode, split
 
 
 def test_round_trip_keeps_every_value_bit_for_bit() -> None:
@@ -47,3 +47,14 @@ def test_dicts_group_into_blocks_by_type_and_names() -> None:
     blocks = {b.machine_type: b for b in block_from_dicts(vectors)}
     assert blocks["pump"].machine_ids == ["a", "c"] and blocks["pump"].matrix[:, 0].tolist() == [1.0, 2.0]
     assert np.isnan(blocks["fan"].matrix[0, 0])
+
+
+def test_split_keeps_order_and_respects_the_size_limit() -> None:
+    names = [f"f{i}" for i in range(100)]
+    block = VectorBlock("pump", "v1", names, [f"m{i}" for i in range(1000)], np.arange(1000, dtype=np.int64),
+                        np.random.default_rng(0).normal(size=(1000, 100)), sites=["s"] * 1000)
+    parts = split(block, 200_000)
+    assert len(parts) > 1 and all(len(encode(p)) < 250_000 for p in parts)
+    assert sum((p.machine_ids for p in parts), []) == block.machine_ids
+    assert np.array_equal(np.vstack([p.matrix for p in parts]), block.matrix)
+    assert split(block, 10**9) == [block]

@@ -19,7 +19,10 @@ _VERB_MODULES: tuple[str, ...] = (
     "forewarn.cli.run",
     "forewarn.cli.simulate",
     "forewarn.cli.replay",
+    "forewarn.cli.bench",
     "forewarn.cli.demo",
+    "forewarn.cli.etl",
+    "forewarn.cli.eda",
 )
 
 

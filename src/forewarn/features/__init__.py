@@ -7,7 +7,7 @@ bit-identical features however they are batched.
 Acceptance, per machine (watermark = latest accepted event time):
   * late: ``ts < watermark - allowed_lateness_ms``, or not after the watermark at the last reset —
     dropped and counted in ``late_dropped``;
-  * duplicate: ``ts`` equal to one of the last ``max(32, largest count window)`` accepted timestamps —
+  * duplicate: ``ts`` equal to one of the last ``max(20, largest count window)`` accepted timestamps —
     dropped and counted in ``duplicates``;
   * otherwise accepted, out of order or not. Gaps are reported, not filled: ``gap_ms`` (ts minus the
     previous watermark; negative for an out-of-order reading) and each window's ``missing_ratio``.
@@ -31,7 +31,7 @@ the nominal sampling interval over the covered span, at least the readings seen)
 
 A reset (maintenance) restarts windows, EWMAs, last values and baseline; counters and the watermark stay.
 
-Memory: :func:`state_bytes` per machine, constant in the number of readings — 5096 bytes for the plant
+Memory: :func:`state_bytes` per machine, constant in the number of readings — 5000 bytes for the plant
 pump (5 sensors; 1m, 10m, 1h, n10). Cost per reading O(B + largest count window), vectorized across the
 machines of a batch; a batch holding one machine only runs reading by reading (~4k readings/s), so give
 :func:`compute_frame` many machines at once. Numerics: per-bucket Welford moments merged with Chan's

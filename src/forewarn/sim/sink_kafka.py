@@ -1,4 +1,8 @@
-"""Readings and ground truth straight into Kafka, keyed by machine_id, through the idempotent producer.
+"""Readings and ground truth straight into Kafka through the idempotent producer.
+
+Readings go as envelopes (forewarn.readings_wire): one message per partition per batch holding many
+readings, so consumers pay their per-message cost once per few hundred readings. Ground-truth events are
+few and go one per message, keyed by machine_id.
 
 The Kafka message timestamp is left to the producer (wall clock), not set to the event time: a replayed
 history weeks old would otherwise fall behind the topic's time-based retention and be deleted at once.
@@ -12,8 +16,9 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
+from forewarn.readings_wire import envelopes
 from forewarn.schemas import GroundTruthEvent
-from forewarn.sim.batch import ReadingBatch, iter_json
+from forewarn.sim.batch import ReadingBatch
 from forewarn.sim.sinks import DeliveryFailed
 
 FLUSH_TIMEOUT_S = 60.0
@@ -45,6 +50,7 @@ class KafkaSink:
         self._truth_topic = truth_topic
         self.deliveries = _Deliveries()
         self._closed = False
+        self._partitions: int | None = None
 
     def _produce(self, topic: str, key: str, value: bytes) -> None:
         while True:
@@ -58,8 +64,17 @@ class KafkaSink:
     def write(self, batch: ReadingBatch) -> None:
         if self._readings_topic is None:
             return
-        for key, value in iter_json(batch):
-            self._produce(self._readings_topic, key, value)
+        if self._partitions is None:
+            metadata = self._producer.list_topics(self._readings_topic, timeout=10).topics[self._readings_topic]
+            self._partitions = max(1, len(metadata.partitions))
+        for partition, value, _ in envelopes(batch.records(), self._partitions):
+            while True:
+                try:
+                    self._producer.produce(self._readings_topic, value=value, partition=partition,
+                                           on_delivery=self.deliveries)
+                    break
+                except BufferError:
+                    self._producer.poll(0.05)
         self._producer.poll(0)
 
     def write_events(self, events: Sequence[GroundTruthEvent]) -> None:

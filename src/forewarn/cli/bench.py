@@ -1,0 +1,164 @@
+"""``forewarn bench <what>``: measure a real path against a baseline run in the same process, write JSON.
+
+Adding a benchmark: a module ``forewarn.bench.<what>`` with a function that returns a dict, and here one
+command decorated with ``@bench_app.command("<what>")`` that imports it inside the function (keeps
+``forewarn --help`` fast), runs it under :func:`progress_bar`, then calls :func:`write_result` and
+:func:`show_result`. Exit non-zero when the benchmark's own checks fail.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+bench_app = typer.Typer(
+    help="Benchmarks on the real stack, each against a baseline in the same run; results as JSON.",
+    no_args_is_help=True,
+)
+
+JsonPath = Annotated[Path, typer.Option("--json", help="Write the result to this JSON file.", dir_okay=False)]
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(bench_app, name="bench")
+
+
+# ---- shared by every benchmark ---------------------------------------------------------------------
+
+def machine_info() -> dict[str, Any]:
+    """What the figures depend on: CPUs, memory, load, library versions."""
+    import confluent_kafka
+    import psutil
+
+    cpu_model = platform.processor()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            cpu_model = next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")),
+                             cpu_model)
+    except OSError:
+        pass
+    return {
+        "hostname": platform.node(),
+        "platform": platform.platform(),
+        "cpu_model": cpu_model,
+        "cpu_count": os.cpu_count(),
+        "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "python": platform.python_version(),
+        "confluent_kafka": confluent_kafka.__version__,
+        "librdkafka": confluent_kafka.libversion()[0],
+    }
+
+
+def write_result(path: Path, benchmark: str, result: dict[str, Any], started: float) -> dict[str, Any]:
+    document = {
+        "benchmark": benchmark,
+        **result,
+        "wall_s": round(time.monotonic() - started, 1),
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine_info(),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=2) + "\n")
+    return document
+
+
+def show_result(document: dict[str, Any], keys: list[str], path: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("measure", "value", title=f"bench {document['benchmark']}")
+    for key in keys:
+        table.add_row(key, str(document.get(key)))
+    console = Console()
+    console.print(table)
+    console.print(f"written to {path}")
+
+
+@contextmanager
+def progress_bar(description: str, total: int) -> Iterator[Callable[[int], None]]:
+    """A rich progress bar on stderr; yields ``update(completed)``."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=Console(stderr=True), transient=False,
+    ) as progress:
+        task = progress.add_task(description, total=total)
+        yield lambda completed: progress.update(task, completed=completed)
+
+
+# ---- benchmarks ------------------------------------------------------------------------------------
+
+@bench_app.command("ingest")
+def ingest(
+    json_path: JsonPath,
+    readings: Annotated[int, typer.Option(help="Readings to send (bounded).", min=1)] = 200_000,
+    batch: Annotated[int, typer.Option(help="Readings per request.", min=1)] = 500,
+    connections: Annotated[int, typer.Option(help="Concurrent client connections.", min=1)] = 4,
+    invalid_ratio: Annotated[float, typer.Option(help="Share of invalid readings (go to the DLQ).")] = 0.01,
+    timeout_s: Annotated[float, typer.Option(help="Give up sending after this long.", min=10)] = 300.0,
+) -> None:
+    """One ingest worker (uvicorn, 1 process) vs a bare producer on the same broker; accounting must close."""
+    from forewarn.bench.ingest import IngestBenchConfig, run_ingest_bench
+    from forewarn.settings import ForewarnSettings
+
+    started = time.monotonic()
+    settings = ForewarnSettings()
+    config = IngestBenchConfig(
+        kafka=settings.kafka, readings=readings, batch=batch, connections=connections,
+        invalid_ratio=invalid_ratio, timeout_s=timeout_s, asset_config=settings.asset_config,
+    )
+    with progress_bar("readings answered", readings) as update:
+        result = run_ingest_bench(config, progress=update)
+    document = write_result(json_path, "ingest", result, started)
+    show_result(
+        document,
+        ["readings_per_s", "baseline_readings_per_s", "ratio", "meets_target", "sent", "accepted", "rejected",
+         "in_topic", "in_dlq", "accounting_closed", "request_latency_ms", "status_counts"],
+        json_path,
+    )
+    if not result["accounting_closed"]:
+        why = " (the run hit --timeout-s before sending everything)" if result["timed_out"] else ""
+        typer.secho(
+            f"accounting does not close{why}: accepted must equal in_topic, rejected in_dlq, and together sent",
+            fg=typer.colors.RED, err=True,
+        )
+        raise typer.Exit(1)
+
+
+@bench_app.command("features")
+def features(
+    json_path: JsonPath,
+    machines: Annotated[int, typer.Option(help="Simulated fleet size.", min=1)] = 10_000,
+    duration: Annotated[str, typer.Option(help="Simulated time per machine at 1 reading/s (e.g. 60s).")] = "60s",
+    partitions: Annotated[int, typer.Option(help="Partitions of the fresh topics.", min=1)] = 4,
+    batch_max: Annotated[int, typer.Option(help="Kafka messages per processing batch.", min=1)] = 50,
+    emit_interval_ms: Annotated[int, typer.Option(help="0: a vector per reading.", min=0)] = 0,
+) -> None:
+    """The features service (one worker) on the real broker and Redis vs a bare batched consumer."""
+    from rich.console import Console
+
+    from forewarn.bench.features import run_features_bench
+
+    started = time.monotonic()
+    result = run_features_bench(machines=machines, duration=duration, partitions=partitions, batch_max=batch_max,
+                                emit_interval_ms=emit_interval_ms, console=Console(stderr=True))
+    document = write_result(json_path, "features", result, started)
+    show_result(
+        document,
+        ["readings_per_s", "baseline_readings_per_s", "ratio", "state_bytes_per_machine", "redis_bytes_per_machine",
+         "readings", "machines", "service_peak_rss_mb"],
+        json_path,
+    )
