@@ -1,0 +1,136 @@
+"""The stream entrypoint: consume ``risk.scores`` in batches, apply them, commit, repeat; tick between
+batches for escalations and the outbox sweep. Processing is synchronous, so at a stop or a rebalance there
+is never a half-applied batch: the current one finishes and is committed, or it is re-consumed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
+from pydantic import ValidationError
+
+from forewarn.schemas import RiskScore
+
+from . import metrics
+from .service import AlertService, ScoreInput
+
+log = logging.getLogger(__name__)
+
+
+class ScoreLoop:
+    def __init__(
+        self,
+        consumer: Any,
+        topic: str,
+        service: AlertService,
+        *,
+        batch_size: int = 500,
+        poll_timeout_s: float = 0.5,
+        tick_interval_s: float = 1.0,
+        sweep_interval_s: float = 30.0,
+        error_backoff_s: float = 1.0,
+    ) -> None:
+        self.consumer = consumer
+        self.topic = topic
+        self.service = service
+        self.batch_size = batch_size
+        self.poll_timeout_s = poll_timeout_s
+        self.tick_interval_s = tick_interval_s
+        self.sweep_interval_s = sweep_interval_s
+        self.error_backoff_s = error_backoff_s
+        self.assigned: set[tuple[str, int]] = set()
+        self.healthy = True
+        self.last_error = ""
+        self.batches = 0
+
+    # ---- readiness -------------------------------------------------------------------------------
+    def _on_assign(self, _consumer: Any, partitions: list[TopicPartition]) -> None:
+        self.assigned |= {(p.topic, p.partition) for p in partitions}
+        log.info("partitions assigned", extra={"fields": {"partitions": sorted(p.partition for p in partitions)}})
+
+    def _on_revoke(self, _consumer: Any, partitions: list[TopicPartition]) -> None:
+        self.assigned -= {(p.topic, p.partition) for p in partitions}
+
+    # ---- running ---------------------------------------------------------------------------------
+    def run(self, stop: threading.Event) -> None:
+        self.consumer.subscribe([self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke,
+                                on_lost=self._on_revoke)
+        self._guarded(lambda: self.service.sweep(startup=True), "startup recovery")
+        next_tick = next_sweep = time.monotonic()
+        next_sweep += self.sweep_interval_s
+        while not stop.is_set():
+            messages = self.consumer.consume(self.batch_size, self.poll_timeout_s)
+            if messages:
+                self.process(messages)
+            now = time.monotonic()
+            if now >= next_tick:
+                self._guarded(self.service.tick, "escalation tick")
+                next_tick = now + self.tick_interval_s
+            if now >= next_sweep:
+                self._guarded(self.service.sweep, "outbox sweep")
+                next_sweep = now + self.sweep_interval_s
+        log.info("score loop stopped after its last batch was committed")
+
+    def _guarded(self, step: Any, what: str) -> None:
+        try:
+            step()
+        except Exception as exc:  # noqa: BLE001 - retried at the next interval; the stream goes on
+            log.exception("%s failed; retrying later", what)
+            self.last_error = f"{what}: {exc}"
+
+    def process(self, messages: list[Message]) -> None:
+        """Apply one consumed batch and commit it; on failure rewind so it is consumed again."""
+        items: list[ScoreInput] = []
+        first: dict[tuple[str, int], int] = {}
+        last: dict[tuple[str, int], int] = {}
+        invalid = 0
+        for message in messages:
+            error = message.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    continue
+                if error.fatal():
+                    raise KafkaException(error)
+                log.warning("consumer error: %s", error)
+                continue
+            topic, partition, offset = str(message.topic()), int(message.partition() or 0), int(message.offset() or 0)
+            position = (topic, partition)
+            first.setdefault(position, offset)
+            last[position] = offset
+            try:
+                score = RiskScore.model_validate_json(message.value() or b"")
+            except ValidationError as exc:
+                invalid += 1
+                log.warning("skipping an invalid risk score", extra={"fields": {
+                    "topic": topic, "partition": partition, "offset": offset,
+                    "error": exc.errors(include_url=False)[:3]}})
+                continue
+            items.append(ScoreInput(source=f"{topic}:{partition}", offset=offset, score=score))
+        if invalid:
+            metrics.SCORES.labels("invalid").inc(invalid)
+        if not last:
+            return
+        try:
+            with metrics.BATCH_SECONDS.time():
+                self.service.handle_scores(items)
+                self.consumer.commit(
+                    offsets=[TopicPartition(t, p, o + 1) for (t, p), o in last.items()], asynchronous=False
+                )
+        except Exception as exc:  # noqa: BLE001 - the batch is consumed again; applied parts are skipped
+            self.healthy = False
+            self.last_error = f"batch failed: {exc}"
+            log.exception("batch failed; rewinding to consume it again",
+                          extra={"fields": {"partitions": {f"{t}:{p}": o for (t, p), o in first.items()}}})
+            for (t, p), offset in first.items():
+                try:
+                    self.consumer.seek(TopicPartition(t, p, offset))
+                except KafkaException:
+                    log.warning("could not rewind %s:%s (revoked?)", t, p)
+            time.sleep(self.error_backoff_s)
+            return
+        self.healthy = True
+        self.batches += 1

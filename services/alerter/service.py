@@ -1,0 +1,252 @@
+"""The alerter's service layer: runs the pure policy over scores, time and feedback, and turns its
+decisions into durable state, Kafka records and notifications, in this order:
+
+1. one Redis transaction: policy state (+ the input offsets it has applied), alert records, the Kafka
+   records to publish and the notifications to send (the outboxes);
+2. notifications handed to the dispatcher (never waited for);
+3. Kafka records published and confirmed, then removed from the outbox.
+
+Only after that does the stream loop commit its offsets. A crash anywhere leaves either unapplied input
+(re-consumed; the stored offsets make it a no-op where it was applied) or outbox entries (re-published,
+re-sent; event ids and done markers make that idempotent).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from forewarn.kafka import KafkaUnavailable
+from forewarn.schemas import RiskScore
+
+from . import metrics
+from .dispatch import Dispatcher
+from .events import AlertEvent, DeliveryJob, FeedbackEvent, FeedbackRequest, OutMessage
+from .policy import (
+    Action,
+    Alert,
+    Policy,
+    PolicyBook,
+    apply_feedback,
+    dedup_key_for,
+    failure_mode_of,
+    new_tracker,
+    on_score,
+    on_tick,
+)
+from .publish import KafkaPublisher
+from .store import AlertStore, Changes, Stored
+
+log = logging.getLogger(__name__)
+
+
+def wall_clock_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass(frozen=True)
+class Topics:
+    scores: str
+    alerts: str
+    dead_letters: str
+    feedback: str
+
+
+@dataclass(frozen=True)
+class ScoreInput:
+    """A consumed score and where it came from (``source`` = 'topic:partition')."""
+
+    source: str
+    offset: int
+    score: RiskScore
+
+
+@dataclass(frozen=True)
+class FeedbackResult:
+    alert: Alert
+    event: FeedbackEvent
+    published: bool
+
+
+class AlertService:
+    def __init__(
+        self,
+        store: AlertStore,
+        publisher: KafkaPublisher,
+        dispatcher: Dispatcher,
+        policies: PolicyBook,
+        topics: Topics,
+        notifiers: frozenset[str],
+        *,
+        clock_ms: Callable[[], int] = wall_clock_ms,
+        outbox_stale_ms: int = 60_000,
+        message_stale_ms: int = 10_000,
+    ) -> None:
+        self.store = store
+        self.publisher = publisher
+        self.dispatcher = dispatcher
+        self.policies = policies
+        self.topics = topics
+        self.notifiers = notifiers
+        self.clock_ms = clock_ms
+        self.outbox_stale_ms = outbox_stale_ms
+        self.message_stale_ms = message_stale_ms
+        self._publish_failed = False
+
+    # ---- turning actions into outputs ------------------------------------------------------------
+    def _record(self, changes: Changes, actions: Sequence[Action], policy: Policy, now: int) -> None:
+        for action in actions:
+            event = AlertEvent.from_action(action, emitted_at=now)
+            changes.messages.append(OutMessage(
+                id=event.event_id, topic=self.topics.alerts, key=event.machine_id,
+                value=event.model_dump_json(), created_at=now,
+            ))
+            changes.deliveries.extend(
+                DeliveryJob.for_event(event, name, now)
+                for name in policy.routes.for_action(action.kind) if name in self.notifiers
+            )
+
+    def _after_commit(self, changes: Changes) -> None:
+        """Hand over notifications, then publish and confirm the Kafka records. Raises KafkaUnavailable."""
+        self.dispatcher.submit(changes.deliveries)
+        for message in changes.messages:
+            if message.topic == self.topics.alerts:
+                event = AlertEvent.model_validate_json(message.value)
+                metrics.TRANSITIONS.labels(event.action, event.machine_type).inc()
+                log.info("alert %s", event.action, extra={"fields": {
+                    "alert_id": event.alert_id, "dedup_key": event.dedup_key, "state": event.state,
+                    "reason": event.reason}})
+        if self._publish_failed:  # an earlier batch left records in the outbox: they go first
+            self.flush_messages(min_age_ms=0)
+        self._publish(changes.messages)
+
+    def _publish(self, messages: Sequence[OutMessage]) -> None:
+        try:
+            self.publisher.publish(messages)
+        except KafkaUnavailable:
+            self._publish_failed = True
+            raise
+        self.store.clear_messages(m.id for m in messages)
+
+    def flush_messages(self, min_age_ms: int) -> int:
+        now = self.clock_ms()
+        pending = [m for m in self.store.pending_messages() if now - m.created_at >= min_age_ms]
+        self._publish(pending)
+        if min_age_ms == 0:
+            self._publish_failed = False
+        return len(pending)
+
+    # ---- use cases -------------------------------------------------------------------------------
+    def handle_scores(self, items: Sequence[ScoreInput]) -> None:
+        """Apply a batch of scores; returns once its outputs are durable."""
+        if not items:
+            return
+        keys = [dedup_key_for(i.score.machine_id, failure_mode_of(i.score)) for i in items]
+        now = self.clock_ms()
+        counts: dict[str, int] = {}
+
+        def decide(stored: dict[str, Stored]) -> Changes:
+            counts.clear()
+            changes = Changes()
+            trackers = {k: s.tracker for k, s in stored.items()}
+            applied = {k: dict(s.offsets) for k, s in stored.items()}
+            for item, key in zip(items, keys, strict=True):
+                last = applied[key].get(item.source)
+                if last is not None and item.offset <= last:
+                    counts["duplicate"] = counts.get("duplicate", 0) + 1
+                    continue
+                before = trackers[key] or new_tracker(item.score)
+                policy = self.policies.for_type(item.score.machine_type)
+                decision = on_score(before, item.score, policy, now)
+                counts["stale" if decision.stale else "applied"] = counts.get(
+                    "stale" if decision.stale else "applied", 0) + 1
+                trackers[key] = decision.tracker
+                applied[key][item.source] = item.offset
+                changes.trackers[key] = decision.tracker
+                changes.offsets.setdefault(key, {})[item.source] = item.offset
+                if decision.tracker.alert is not None and decision.tracker.alert != before.alert:
+                    changes.add_alert(decision.tracker.alert)
+                self._record(changes, decision.actions, policy, now)
+            return changes
+
+        changes = self.store.update_keys(keys, decide)
+        for outcome, count in counts.items():
+            metrics.SCORES.labels(outcome).inc(count)
+        self._after_commit(changes)
+
+    def tick(self) -> None:
+        """Escalate alerts nobody acknowledged in time."""
+        keys = self.store.active_keys()
+        if not keys:
+            return
+        now = self.clock_ms()
+
+        def decide(stored: dict[str, Stored]) -> Changes:
+            changes = Changes()
+            for key, (tracker, _) in stored.items():
+                if tracker is None:
+                    continue
+                policy = self.policies.for_type(tracker.machine_type)
+                decision = on_tick(tracker, policy, now)
+                if decision.actions and decision.tracker.alert is not None:
+                    changes.trackers[key] = decision.tracker
+                    changes.add_alert(decision.tracker.alert)
+                    self._record(changes, decision.actions, policy, now)
+            return changes
+
+        changes = self.store.update_keys(keys, decide)
+        if changes.trackers:
+            self._after_commit(changes)
+
+    def sweep(self, *, startup: bool = False) -> None:
+        """Re-publish records and re-submit deliveries that a crash, an outage or a full queue left in
+        the outboxes. At startup everything pending is taken; later only what is old enough that the path
+        that wrote it has evidently given up."""
+        self.flush_messages(min_age_ms=0 if startup else self.message_stale_ms)
+        now = self.clock_ms()
+        in_flight = self.dispatcher.in_flight
+        stale = [
+            job for job in self.store.pending_deliveries()
+            if job.id not in in_flight and (startup or now - job.created_at >= self.outbox_stale_ms)
+        ]
+        if stale:
+            log.info("re-submitting deliveries from the outbox", extra={"fields": {"count": len(stale)}})
+            self.dispatcher.submit(stale)
+
+    def feedback(self, alert_id: str, request: FeedbackRequest) -> FeedbackResult:
+        """Raises store.AlertNotFound and policy.InvalidTransition."""
+        now = self.clock_ms()
+
+        def decide(alert: Alert, stored: Stored) -> Changes:
+            policy = self.policies.for_type(alert.machine_type)
+            new_alert, tracker, actions = apply_feedback(alert, stored.tracker, request.kind, policy, now)
+            changes = Changes()
+            changes.add_alert(new_alert)
+            if tracker is not None and tracker is not stored.tracker:
+                changes.trackers[alert.dedup_key] = tracker
+            self._record(changes, actions, policy, now)
+            label = FeedbackEvent.from_feedback(new_alert, request, now)
+            changes.messages.append(OutMessage(
+                id=label.event_id, topic=self.topics.feedback, key=label.machine_id,
+                value=label.model_dump_json(), created_at=now,
+            ))
+            changes.result = FeedbackResult(alert=new_alert, event=label, published=False)
+            return changes
+
+        changes = self.store.update_alert(alert_id, decide)
+        metrics.FEEDBACK.labels(request.kind).inc()
+        result: FeedbackResult = changes.result
+        try:
+            self._after_commit(changes)
+        except KafkaUnavailable:
+            log.warning("feedback stored; publishing waits for Kafka", extra={"fields": {"alert_id": alert_id}})
+            return result
+        return FeedbackResult(alert=result.alert, event=result.event, published=True)
+
+    def get_alert(self, alert_id: str) -> Alert | None:
+        return self.store.get_alert(alert_id)
+
+    def list_alerts(self, **filters: object) -> list[Alert]:
+        return self.store.list_alerts(**filters)  # type: ignore[arg-type]

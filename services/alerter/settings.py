@@ -1,0 +1,125 @@
+"""Settings of the alerter: ``FOREWARN_ALERTER__*`` on top of the shared Kafka and Redis settings.
+
+Notifiers are enabled by configuring them: ``FOREWARN_ALERTER__SLACK_WEBHOOK_URL``,
+``FOREWARN_ALERTER__PAGERDUTY_ROUTING_KEY`` (+ ``PAGERDUTY_URL``), ``FOREWARN_ALERTER__WEBHOOK_URL``.
+API keys: ``FOREWARN_ALERTER__API_KEYS`` holds one key or several, comma-separated (a JSON list works too).
+In development an unset value means the documented dev key :data:`DEV_API_KEY`; in production the service
+refuses to start unless real keys are set.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import NoDecode
+
+from forewarn.settings import ForewarnSettings
+
+from .pagerduty import DEFAULT_EVENTS_URL, PagerDutyConfig
+from .slack import SlackConfig
+from .webhook import WebhookConfig
+
+DEV_API_KEY = "forewarn-dev-key"
+"""The key a development alerter accepts when no keys are configured. Never valid in production."""
+
+PLACEHOLDER_KEYS = frozenset(
+    {DEV_API_KEY, "changeme", "change-me", "change_me", "placeholder", "secret", "password", "dev", "test",
+     "xxx", "todo"}
+)
+MIN_PRODUCTION_KEY_LENGTH = 16
+_KEY_HINT = "e.g. from: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+
+
+class AlerterOptions(BaseModel):
+    host: str = Field("0.0.0.0", description="Address the feedback API binds (all interfaces: containers).")
+    port: int = Field(8002, ge=1, le=65535, description="Feedback API port.")
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description=f"Accepted X-API-Key values (comma-separated). Empty in development means {DEV_API_KEY!r}.",
+    )
+    policy: str = Field(
+        "default", description="Alert policy file: 'default' (the shipped alert_policy.yaml) or a YAML path."
+    )
+    consumer_group: str = Field("forewarn-alerter", description="Kafka consumer group of the score loop.")
+    batch_size: int = Field(500, ge=1, le=100_000, description="Most scores consumed per batch.")
+    poll_timeout_s: float = Field(0.5, gt=0, description="How long one consume call waits for scores.")
+    session_timeout_ms: int = Field(10_000, ge=1000, description="Consumer session timeout: how soon a "
+                                    "crashed replica's partitions move to another.")
+    tick_interval_s: float = Field(1.0, gt=0, description="How often escalations are checked.")
+    sweep_interval_s: float = Field(30.0, gt=0, description="How often the outboxes are swept for leftovers.")
+    outbox_stale_s: float = Field(60.0, ge=0, description="A queued delivery this old, not in progress here, "
+                                  "is re-submitted by the sweep (after a crash or a full queue).")
+
+    slack_webhook_url: SecretStr | None = Field(None, description="Slack incoming-webhook URL; unset: no Slack.")
+    pagerduty_routing_key: SecretStr | None = Field(None, description="PagerDuty Events v2 routing key; unset: "
+                                                    "no PagerDuty.")
+    pagerduty_url: str = Field(DEFAULT_EVENTS_URL, description="PagerDuty Events API v2 endpoint.")
+    webhook_url: str | None = Field(None, description="Generic JSON webhook; unset: none.")
+    notifier_timeout_s: float = Field(5.0, gt=0, le=120, description="Per-request timeout of every notifier.")
+    delivery_max_attempts: int = Field(5, ge=1, le=50, description="Attempts per notification before alerts.dlq.")
+    delivery_backoff_s: float = Field(1.0, ge=0, description="First retry delay; doubles per attempt.")
+    delivery_backoff_max_s: float = Field(60.0, ge=0, description="Longest retry delay.")
+    delivery_workers: int = Field(2, ge=1, le=64, description="Concurrent calls per notifier.")
+    delivery_queue_size: int = Field(1000, ge=1, description="Queued notifications per notifier; beyond it they "
+                                     "wait in the Redis outbox.")
+    publish_timeout_s: float = Field(10.0, gt=0, description="How long Kafka may take to confirm outputs.")
+    done_marker_ttl_s: int = Field(7 * 86400, ge=60, description="How long 'delivered' markers are kept.")
+    alert_retention_s: int = Field(90 * 86400, ge=60, description="How long resolved alerts stay queryable.")
+    shutdown_drain_s: float = Field(5.0, ge=0, description="At SIGTERM, how long queued notifications may "
+                                    "still go out (the rest stay in the outbox).")
+    access_log: bool = Field(False, description="Log every HTTP request.")
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    def slack(self) -> SlackConfig | None:
+        if self.slack_webhook_url is None or not self.slack_webhook_url.get_secret_value():
+            return None
+        return SlackConfig(webhook_url=self.slack_webhook_url, timeout_s=self.notifier_timeout_s)
+
+    def pagerduty(self) -> PagerDutyConfig | None:
+        if self.pagerduty_routing_key is None or not self.pagerduty_routing_key.get_secret_value():
+            return None
+        return PagerDutyConfig(routing_key=self.pagerduty_routing_key, url=self.pagerduty_url,
+                               timeout_s=self.notifier_timeout_s)
+
+    def webhook(self) -> WebhookConfig | None:
+        return WebhookConfig(url=self.webhook_url, timeout_s=self.notifier_timeout_s) if self.webhook_url else None
+
+
+class AlerterSettings(ForewarnSettings):
+    alerter: AlerterOptions = AlerterOptions()
+
+    @model_validator(mode="after")
+    def _keys_fit_the_environment(self) -> AlerterSettings:
+        if self.environment != "production":
+            return self
+        keys = [key.get_secret_value() for key in self.alerter.api_keys]
+        if not keys:
+            raise ValueError(
+                f"FOREWARN_ALERTER__API_KEYS is not set, and production needs API keys. Set it to one or more "
+                f"comma-separated random keys, {_KEY_HINT}"
+            )
+        for position, key in enumerate(keys):
+            if key.strip().lower() in PLACEHOLDER_KEYS or len(key) < MIN_PRODUCTION_KEY_LENGTH:
+                raise ValueError(
+                    f"FOREWARN_ALERTER__API_KEYS entry {position + 1} is a placeholder or shorter than "
+                    f"{MIN_PRODUCTION_KEY_LENGTH} characters; production needs random keys, {_KEY_HINT}"
+                )
+        return self
+
+    def accepted_keys(self) -> tuple[bytes, ...]:
+        """The keys the feedback API accepts, as bytes for constant-time comparison."""
+        keys = [key.get_secret_value() for key in self.alerter.api_keys]
+        if not keys and self.environment != "production":
+            keys = [DEV_API_KEY]
+        return tuple(key.encode() for key in keys)

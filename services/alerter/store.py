@@ -1,0 +1,248 @@
+"""The alerter's Redis store: policy state per dedup key, alert records, and the outboxes that make
+Kafka records and notifications survive a crash. The key layout is specified in docs/ONLINE_STORE.md
+(section 'alerter keys'); change both together.
+
+Every change the policy decides is written in one MULTI/EXEC transaction guarded by WATCH on the dedup
+keys' hashes, so the stream loop, the escalation tick and the feedback API (in this or another replica)
+never overwrite each other's decisions: the loser of a race re-reads and decides again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import orjson
+import redis
+from redis.exceptions import WatchError
+
+from .events import DeliveryJob, OutMessage
+from .policy import ACTIVE, Alert, Tracker
+
+log = logging.getLogger(__name__)
+
+_TRACKER_FIELDS = tuple(name for name in Tracker.model_fields if name != "alert")
+_OFFSET_FIELD = "offset:"
+MAX_WATCH_RETRIES = 20
+
+
+class StoreConflict(RuntimeError):
+    """Concurrent writers kept changing the same keys; the caller retries later."""
+
+
+class AlertNotFound(KeyError):
+    pass
+
+
+class Stored(NamedTuple):
+    """One dedup key as read from Redis: its tracker (None when never seen) and the input offsets applied."""
+
+    tracker: Tracker | None
+    offsets: dict[str, int]
+
+
+@dataclass
+class Changes:
+    """Everything one decision writes, atomically."""
+
+    trackers: dict[str, Tracker] = field(default_factory=dict)
+    offsets: dict[str, dict[str, int]] = field(default_factory=dict)
+    alerts: dict[str, Alert] = field(default_factory=dict)
+    messages: list[OutMessage] = field(default_factory=list)
+    deliveries: list[DeliveryJob] = field(default_factory=list)
+    result: Any = None
+
+    def add_alert(self, alert: Alert) -> None:
+        self.alerts[alert.id] = alert
+
+
+def offset_field(topic: str, partition: int) -> str:
+    return f"{_OFFSET_FIELD}{topic}:{partition}"
+
+
+class AlertStore:
+    def __init__(
+        self, client: redis.Redis, key_prefix: str, *, alert_retention_s: int, done_marker_ttl_s: int
+    ) -> None:
+        self.redis = client
+        # One hash tag: every key lands in one Redis Cluster slot, so MULTI/EXEC spans them all.
+        self.ns = f"{key_prefix}:{{alerter}}"
+        self.alert_retention_s = alert_retention_s
+        self.done_marker_ttl_s = done_marker_ttl_s
+
+    # ---- keys (docs/ONLINE_STORE.md, 'alerter keys') ---------------------------------------------
+    def state_key(self, dedup_key: str) -> str:
+        return f"{self.ns}:state:{dedup_key}"
+
+    def alert_key(self, alert_id: str) -> str:
+        return f"{self.ns}:alert:{alert_id}"
+
+    @property
+    def index_key(self) -> str:
+        return f"{self.ns}:alerts"
+
+    def machine_index_key(self, machine_id: str) -> str:
+        return f"{self.ns}:alerts:machine:{machine_id}"
+
+    @property
+    def active_key(self) -> str:
+        return f"{self.ns}:active"
+
+    @property
+    def messages_key(self) -> str:
+        return f"{self.ns}:outbox:messages"
+
+    @property
+    def deliveries_key(self) -> str:
+        return f"{self.ns}:outbox:deliveries"
+
+    def done_key(self, delivery_id: str) -> str:
+        return f"{self.ns}:done:{delivery_id}"
+
+    # ---- reading ---------------------------------------------------------------------------------
+    def ping(self) -> bool:
+        return bool(self.redis.ping())
+
+    def _decode_state(self, raw: dict[str, str]) -> Stored:
+        if not raw:
+            return Stored(None, {})
+        offsets = {k[len(_OFFSET_FIELD):]: int(v) for k, v in raw.items() if k.startswith(_OFFSET_FIELD)}
+        data = {name: orjson.loads(raw[name]) for name in _TRACKER_FIELDS if name in raw}
+        data["alert"] = orjson.loads(raw["alert"]) if raw.get("alert") else None
+        return Stored(Tracker.model_validate(data), offsets)
+
+    def load(self, dedup_keys: Iterable[str]) -> dict[str, Stored]:
+        keys = list(dict.fromkeys(dedup_keys))
+        pipe = self.redis.pipeline(transaction=False)
+        for key in keys:
+            pipe.hgetall(self.state_key(key))
+        return {key: self._decode_state(raw) for key, raw in zip(keys, pipe.execute(), strict=True)}
+
+    def active_keys(self) -> list[str]:
+        return sorted(self.redis.smembers(self.active_key))
+
+    def get_alert(self, alert_id: str) -> Alert | None:
+        raw = self.redis.get(self.alert_key(alert_id))
+        return Alert.model_validate_json(raw) if raw else None
+
+    def list_alerts(
+        self, *, state: str | None = None, machine_id: str | None = None, since: int | None = None,
+        until: int | None = None, limit: int = 100,
+    ) -> list[Alert]:
+        """Newest first by opened time (event time)."""
+        index = self.machine_index_key(machine_id) if machine_id else self.index_key
+        high = "+inf" if until is None else until
+        low = "-inf" if since is None else since
+        found: list[Alert] = []
+        start, page = 0, 200
+        while len(found) < limit:
+            ids = self.redis.zrevrangebyscore(index, high, low, start=start, num=page)
+            if not ids:
+                break
+            docs = self.redis.mget([self.alert_key(i) for i in ids])
+            expired = [i for i, doc in zip(ids, docs, strict=True) if doc is None]
+            if expired:  # resolved alerts expire after the retention; drop them from the indexes lazily
+                self.redis.zrem(index, *expired)
+            for doc in docs:
+                if doc is None:
+                    continue
+                alert = Alert.model_validate_json(doc)
+                if state is None or alert.state == state:
+                    found.append(alert)
+            start += page
+        return found[:limit]
+
+    def pending_messages(self) -> list[OutMessage]:
+        raw = self.redis.hgetall(self.messages_key)
+        return sorted((OutMessage.model_validate_json(v) for v in raw.values()),
+                      key=lambda m: (m.created_at, m.id))
+
+    def pending_deliveries(self) -> list[DeliveryJob]:
+        raw = self.redis.hgetall(self.deliveries_key)
+        return sorted((DeliveryJob.model_validate_json(v) for v in raw.values()),
+                      key=lambda j: (j.created_at, j.event.alert_id, j.event.revision, j.notifier))
+
+    # ---- writing ---------------------------------------------------------------------------------
+    def _write(self, pipe: Any, changes: Changes) -> None:
+        for dedup_key, tracker in changes.trackers.items():
+            mapping = {name: orjson.dumps(getattr(tracker, name)).decode() for name in _TRACKER_FIELDS}
+            mapping["alert"] = tracker.alert.model_dump_json() if tracker.alert else ""
+            for source, offset in changes.offsets.get(dedup_key, {}).items():
+                mapping[f"{_OFFSET_FIELD}{source}"] = str(offset)
+            pipe.hset(self.state_key(dedup_key), mapping=mapping)
+            if tracker.status in ACTIVE:
+                pipe.sadd(self.active_key, dedup_key)
+            else:
+                pipe.srem(self.active_key, dedup_key)
+        for alert in changes.alerts.values():
+            expire = None if alert.active else self.alert_retention_s
+            pipe.set(self.alert_key(alert.id), alert.model_dump_json(), ex=expire)
+            pipe.zadd(self.index_key, {alert.id: alert.opened_ts})
+            pipe.zadd(self.machine_index_key(alert.machine_id), {alert.id: alert.opened_ts})
+        if changes.messages:
+            pipe.hset(self.messages_key, mapping={m.id: m.model_dump_json() for m in changes.messages})
+        if changes.deliveries:
+            pipe.hset(self.deliveries_key, mapping={j.id: j.model_dump_json() for j in changes.deliveries})
+
+    def _transact(self, watch: Callable[[Any], None], compute: Callable[[], Changes]) -> Changes:
+        for _ in range(MAX_WATCH_RETRIES):
+            with self.redis.pipeline(transaction=True) as pipe:
+                try:
+                    watch(pipe)
+                    changes = compute()
+                    pipe.multi()
+                    self._write(pipe, changes)
+                    pipe.execute()
+                    return changes
+                except WatchError:
+                    log.info("alerter state changed concurrently; deciding again")
+        raise StoreConflict("alerter state kept changing concurrently; gave up for now")
+
+    def update_keys(
+        self, dedup_keys: Iterable[str], decide: Callable[[dict[str, Stored]], Changes]
+    ) -> Changes:
+        """Read dedup keys, let ``decide`` compute the changes, write them atomically (retry on races)."""
+        keys = list(dict.fromkeys(dedup_keys))
+
+        def watch(pipe: Any) -> None:
+            if keys:
+                pipe.watch(*(self.state_key(k) for k in keys))
+
+        # Reads go through a second, pipelined connection: WATCH still sees any write after it.
+        return self._transact(watch, lambda: decide(self.load(keys)))
+
+    def update_alert(self, alert_id: str, decide: Callable[[Alert, Stored], Changes]) -> Changes:
+        """Feedback path: the alert record plus its dedup key's state, atomically. Raises AlertNotFound."""
+        box: dict[str, Alert] = {}
+
+        def watch(pipe: Any) -> None:
+            pipe.watch(self.alert_key(alert_id))
+            alert = self.get_alert(alert_id)
+            if alert is None:
+                raise AlertNotFound(alert_id)
+            pipe.watch(self.state_key(alert.dedup_key))
+            box["alert"] = alert
+
+        def compute() -> Changes:
+            alert = box["alert"]
+            return decide(alert, self.load([alert.dedup_key])[alert.dedup_key])
+
+        return self._transact(watch, compute)
+
+    def clear_messages(self, ids: Iterable[str]) -> None:
+        ids = list(ids)
+        if ids:
+            self.redis.hdel(self.messages_key, *ids)
+
+    # ---- delivery ledger (used by the dispatcher) -----------------------------------------------
+    def delivery_done(self, delivery_id: str) -> bool:
+        return bool(self.redis.exists(self.done_key(delivery_id)))
+
+    def finish_delivery(self, delivery_id: str, result: str) -> None:
+        """Mark a delivery finished (delivered or dead-lettered) and take it out of the outbox."""
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.set(self.done_key(delivery_id), result, ex=self.done_marker_ttl_s)
+        pipe.hdel(self.deliveries_key, delivery_id)
+        pipe.execute()
