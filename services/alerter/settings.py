@@ -33,7 +33,7 @@ _KEY_HINT = "e.g. from: python -c 'import secrets; print(secrets.token_urlsafe(3
 
 
 class AlerterOptions(BaseModel):
-    host: str = Field("0.0.0.0", description="Address the feedback API binds (all interfaces: containers).")
+    host: str = Field("127.0.0.1", description="Address the feedback API binds (the container image sets 0.0.0.0).")
     port: int = Field(8002, ge=1, le=65535, description="Feedback API port.")
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list,

@@ -28,9 +28,9 @@ MIN_PRODUCTION_KEY_LENGTH = 16
 
 class IngestOptions(BaseModel):
     host: str = Field(
-        "0.0.0.0",
-        description="Address to bind. All interfaces, because in a container the port is published from "
-        "outside; docker-compose publishes it on 127.0.0.1 only.",
+        "127.0.0.1",
+        description="Address to bind: loopback by default; the container images set 0.0.0.0 (the port is "
+        "published from outside, and docker-compose publishes it on 127.0.0.1 only).",
     )
     port: int = Field(8000, ge=1, le=65535, description="HTTP port.")
     # NoDecode: the environment value is comma-separated text, split by _split_keys (not JSON-decoded).
