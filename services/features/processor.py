@@ -26,6 +26,8 @@ from forewarn.vector_codec import VectorBlock
 
 log = logging.getLogger(__name__)
 
+MAX_EXACT_MS = 2**53  # the engine keeps event time in float64; beyond this it would lose milliseconds
+
 
 @dataclass(frozen=True)
 class SourceRecord:
@@ -104,13 +106,15 @@ class FeatureProcessor:
         if not isinstance(reading, dict):
             return "not a JSON object"
         machine_type = reading.get("machine_type")
-        if machine_type not in self.engines:
+        if not isinstance(machine_type, str) or machine_type not in self.engines:
             return f"unknown machine_type {machine_type!r}"
         if not isinstance(reading.get("machine_id"), str) or not reading["machine_id"]:
             return "machine_id missing or not a string"
         ts = reading.get("ts")
         if not isinstance(ts, int) or isinstance(ts, bool):
             return "ts must be epoch milliseconds (integer)"
+        if not -MAX_EXACT_MS < ts < MAX_EXACT_MS:
+            return "ts out of range (must be within +-2**53 epoch milliseconds)"
         if not isinstance(reading.get("values"), dict):
             return "values must be an object of sensor name to number"
         return ""
@@ -138,15 +142,14 @@ class FeatureProcessor:
 
     @staticmethod
     def _values(readings: list[dict], sensors: tuple[str, ...]) -> np.ndarray:
-        """Sensor values in the engine's order; absent, null, non-numeric or non-finite values are NaN."""
-        rows = [[reading["values"].get(sensor) for sensor in sensors] for reading in readings]
-        try:
-            values = np.array(rows, dtype=np.float64).reshape(len(rows), len(sensors))
-        except (TypeError, ValueError):  # a string somewhere: fall back to checking each value
-            values = np.array(
-                [[v if isinstance(v, int | float) and not isinstance(v, bool) else None for v in row] for row in rows],
-                dtype=np.float64,
-            ).reshape(len(rows), len(sensors))
+        """Sensor values in the engine's order. Only JSON numbers count: absent, null, boolean, text or
+        non-finite values are NaN (missing), whatever else is in the batch (the Spark path does the same)."""
+        rows = [
+            [v if type(v) is float or type(v) is int else None
+             for v in map(reading["values"].get, sensors)]
+            for reading in readings
+        ]
+        values = np.array(rows, dtype=np.float64).reshape(len(rows), len(sensors))
         values[~np.isfinite(values)] = np.nan
         return values
 

@@ -82,3 +82,24 @@ def test_forget_drops_a_partitions_machines() -> None:
     processor.forget(1)
     assert processor.snapshot(1) == (-1, {})
     assert processor.process(records(6, partition=1)).accepted == 6
+
+
+def test_poison_readings_are_rejected_not_crashing() -> None:
+    processor = FeatureProcessor(load_asset_config("plant"))
+    poison = [
+        {"machine_id": "x", "machine_type": "pump", "ts": 2**60, "values": {}},
+        {"machine_id": "x", "machine_type": ["pump"], "ts": 1, "values": {}},
+    ]
+    output = processor.process([SourceRecord(0, i, orjson.dumps(r)) for i, r in enumerate(poison)])
+    assert [r.reason.split(" ")[0] for r in output.rejected] == ["ts", "unknown"] and output.accepted == 0
+
+
+def test_only_json_numbers_count_whatever_the_rest_of_the_batch() -> None:
+    processor = FeatureProcessor(load_asset_config("plant"))
+    odd = {"machine_id": "a", "machine_type": "pump", "ts": BASE,
+           "values": {"temperature": True, "vibration": "12.5", "pressure": 3}}
+    alone = processor._values([odd], ("temperature", "vibration", "pressure"))
+    sensors = ("temperature", "vibration", "pressure")
+    with_text = processor._values([odd, {**odd, "values": {"temperature": "x"}}], sensors)
+    assert np.isnan(alone[0, :2]).all() and alone[0, 2] == 3.0
+    assert np.array_equal(alone[0], with_text[0], equal_nan=True)
