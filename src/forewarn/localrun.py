@@ -94,11 +94,12 @@ class LocalPipeline:
 
     env: dict[str, str]
     log_dir: Path
+    ports: dict[str, int] = field(default_factory=dict)  # fixed ports wanted; others get a free one
     services: dict[str, ServiceProcess] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name in SERVICES:
-            port = free_port()
+            port = self.ports.get(name) or free_port()
             env = {**os.environ, **self.env, f"FOREWARN_{name.upper()}__PORT": str(port),
                    f"FOREWARN_{name.upper()}__HOST": "127.0.0.1"}
             self.services[name] = ServiceProcess(name, env, port, self.log_dir / f"{name}.log")

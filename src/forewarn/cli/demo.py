@@ -1,24 +1,26 @@
-"""``forewarn demo``: bring the whole system up locally with embedded defaults and show it working."""
+"""``forewarn demo``: the main job (see forewarn.demo)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 
 
 def register(app: typer.Typer) -> None:
     @app.command()
-    def demo() -> None:
-        """Start the local stack and print where everything is."""
+    def demo(
+        machines: int = typer.Option(40, "-n", "--machines", min=2, help="Simulated machines."),
+        history: str = typer.Option("10d", help="Simulated history to train the first model on."),
+        live_duration: str = typer.Option("2d", help="Simulated time of the live run."),
+        speedup: float = typer.Option(1200.0, min=1, help="Event time per wall-clock time in the live run."),
+        retrain: bool = typer.Option(False, help="Train a new model even if a champion exists."),
+        workdir: Path = typer.Option(Path(".forewarn/demo"), help="Lake, training set, logs."),
+    ) -> None:
+        """Stack, simulated plant history, a trained and promoted model, the four services and live alerts."""
         from rich.console import Console
 
-        from forewarn.stack.manager import LocalStack
+        from forewarn.demo import DemoOptions, run_demo
 
-        console = Console()
-        stack = LocalStack(report=lambda msg: console.print(f"[dim]stack[/dim] {msg}"))
-        state = stack.up()
-        console.rule("Forewarn is up")
-        console.print(f"Kafka broker     {state['kafka'].address}  (topics: forewarn.topics.ALL)")
-        console.print(f"Redis            {state['redis'].address}")
-        console.print(f"MLflow UI        {state['mlflow'].address}")
-        console.print(f"Logs             {stack.tracker.log_dir}")
-        console.print("Stop everything: make down   (or .venv/bin/forewarn stack down)")
+        run_demo(DemoOptions(machines=machines, history=history, live_duration=live_duration, speedup=speedup,
+                             retrain=retrain, workdir=workdir), Console())
