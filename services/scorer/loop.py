@@ -15,7 +15,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from forewarn import kafka, topics, vector_codec
 from forewarn.services.scorer.model_watch import ModelHolder
-from forewarn.services.scorer.scoring import score_block
+from forewarn.services.scorer.scoring import EvidenceCache, score_block
 from forewarn.services.scorer.settings import ScorerSettings
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,7 @@ class ScoreLoop:
         self.holder = holder
         self.stop = threading.Event()
         self.batches = 0
+        self.evidence = EvidenceCache(settings.scorer.explain_refresh_ms)
 
     def run(self) -> None:
         opts = self.settings.scorer
@@ -65,7 +66,11 @@ class ScoreLoop:
         scores: list[dict] = []
         for message in messages:
             if message.error():
-                raise RuntimeError(f"consume error: {message.error()}")
+                if message.error().fatal():
+                    raise RuntimeError(f"fatal consume error: {message.error()}")
+                # e.g. the topic does not exist yet: librdkafka keeps retrying, so do we.
+                log.warning("consume error: %s", message.error())
+                continue
             try:
                 block = vector_codec.decode(message.value())
             except (ValueError, OSError, KeyError) as exc:
@@ -74,7 +79,8 @@ class ScoreLoop:
                 log.error("undecodable feature block: %s", exc, extra={"fields": {
                     "topic": message.topic(), "partition": message.partition(), "offset": message.offset()}})
                 continue
-            scores += score_block(bundle, block, explain_above=opts.explain_above, top_k=opts.top_k)
+            scores += score_block(bundle, block, explain_above=opts.explain_above, top_k=opts.top_k,
+                                  evidence=self.evidence)
         errors: list[str] = []
 
         def on_delivery(err, _msg) -> None:  # type: ignore[no-untyped-def]

@@ -19,6 +19,9 @@ class ScorerOptions(BaseModel):
         0.2, ge=0, le=1, description="Risk above which the top contributing features are computed."
     )
     top_k: int = Field(5, ge=1, le=50, description="Contributors reported per explained score.")
+    explain_refresh_ms: int = Field(
+        60_000, ge=0, description="A risky machine is re-explained at most this often (event time); 0: always."
+    )
 
 
 class ScorerSettings(ForewarnSettings):

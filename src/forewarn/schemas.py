@@ -107,3 +107,4 @@ class RiskScore(BaseModel):
     top_contributors: list[Contribution] = Field(default_factory=list)
     site: str | None = None
     scored_at: int | None = Field(None, description="Wall-clock epoch ms when the score was produced.")
+    ingested_at: int | None = Field(None, description="When ingest accepted the reading behind it (epoch ms).")

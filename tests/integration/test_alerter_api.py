@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from test_alerter_pipeline import INCIDENT, POLICY, T0, Env, Running, count
+from tests.integration.test_alerter_pipeline import INCIDENT, POLICY, T0, Env, Running, count
 
 from forewarn import topics
 from forewarn.services.alerter.main import bootstrap

@@ -34,3 +34,9 @@ def test_building_the_cli_imports_no_heavy_library() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_test_modules_have_unique_names() -> None:
+    """pytest's default import mode cannot hold two test modules of one name (unit vs integration)."""
+    names = [p.name for p in (ROOT / "tests").rglob("test_*.py")]
+    assert sorted({n for n in names if names.count(n) > 1}) == []

@@ -162,3 +162,29 @@ def features(
          "readings", "machines", "service_peak_rss_mb"],
         json_path,
     )
+
+
+@bench_app.command("scorer")
+def scorer(
+    json_path: JsonPath,
+    rows: Annotated[int, typer.Option(help="Rows scored in the batch-path measurement.", min=1000)] = 200_000,
+    trees: Annotated[int, typer.Option(help="Boosting rounds of the bench model.", min=1)] = 100,
+    block_rows: Annotated[int, typer.Option(help="Rows per feature block.", min=1)] = 2000,
+    explain_above: Annotated[float, typer.Option(help="Risk above which contributions are computed.")] = 0.2,
+    requests: Annotated[int, typer.Option(help="On-demand requests timed.", min=10)] = 1000,
+) -> None:
+    """The scorer's batch path vs a bare Booster.predict on the same rows, and on-demand latency."""
+    from rich.console import Console
+
+    from forewarn.bench.scorer import run_scorer_bench
+
+    started = time.monotonic()
+    result = run_scorer_bench(rows=rows, rounds=trees, batch=block_rows, explain_above=explain_above,
+                              requests=requests, console=Console(stderr=True))
+    document = write_result(json_path, "scorer", result, started)
+    show_result(
+        document,
+        ["rows_per_s", "baseline_rows_per_s", "ratio", "explained_share", "on_demand_p50_ms", "on_demand_p99_ms",
+         "meets_target"],
+        json_path,
+    )
