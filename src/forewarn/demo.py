@@ -128,7 +128,8 @@ def train_first_model(console: Console, options: DemoOptions) -> None:
               "--lake", str(work / "lake"), "--out", str(work / "training"), "--horizon", options.horizon)
     _forewarn(console, "4/5 train (LightGBM, grouped time-aware CV, MLflow)", "train", "--data",
               str(work / "training"), "--quick", "--seed", str(options.seed))
-    _forewarn(console, "5/5 promote the model to champion (gates)", "promote")
+    # The simulated fleet is small (a few dozen failures), so the per-type recall gap is noisy: a looser gate.
+    _forewarn(console, "5/5 promote the model to champion (gates)", "promote", "--max-fairness-gap", "0.3")
 
 
 @dataclass

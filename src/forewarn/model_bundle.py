@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 
 BUNDLE_FORMAT = 1
+# Stated, not inferred: MLflow's inference runs a subprocess per logged model (~4 s each).
+_REQUIREMENTS = ["lightgbm", "numpy", "scikit-learn"]
 
 
 @dataclass
@@ -168,10 +170,11 @@ def log_bundle(
 
     rul_uri = None
     if rul_booster is not None:
-        rul_uri = mlflow.lightgbm.log_model(rul_booster, name="rul_model").model_uri
+        rul_uri = mlflow.lightgbm.log_model(rul_booster, name="rul_model", pip_requirements=_REQUIREMENTS).model_uri
     info = mlflow.lightgbm.log_model(
         booster,
         name="model",
+        pip_requirements=_REQUIREMENTS,
         registered_model_name=registered_name,
         metadata=bundle_metadata(horizon=horizon, feature_set_version=feature_set_version,
                                  calibration=calibration, rul_model_uri=rul_uri),

@@ -6,6 +6,7 @@ we use ``local[*]`` with the Kafka connector jars that ``make setup`` fetched wi
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -47,6 +48,9 @@ def spark_session(app_name: str, *, with_kafka: bool = False, master: str | None
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
+        # The default 1 GB driver runs out of heap on a few hundred thousand readings (local mode: the
+        # driver is the executor).
+        .config("spark.driver.memory", os.environ.get("FOREWARN_SPARK_DRIVER_MEMORY", "3g"))
         .config("spark.driver.bindAddress", "127.0.0.1")
         .config("spark.driver.host", "127.0.0.1")
     )
@@ -60,6 +64,4 @@ def spark_session(app_name: str, *, with_kafka: bool = False, master: str | None
 
 
 def _submitted() -> bool:
-    import os
-
     return "SPARK_SUBMIT_OPTS" in os.environ or os.environ.get("PYSPARK_SUBMIT_ARGS") is not None

@@ -152,7 +152,9 @@ def test_replay_fd001_train_into_kafka(kafka_settings, topic_factory) -> None:
     ]
     assert len({e.machine_id for e in events}) == 100 and {e.kind for e in events} == {"failure"}
     readings = [
-        Reading.model_validate(r) for m in kafka.read_all(kafka_settings, readings_topic) for r in decode_value(m.value())
+        Reading.model_validate(r)
+        for m in kafka.read_all(kafka_settings, readings_topic)
+        for r in decode_value(m.value())
     ]
     last = {}
     for reading in readings:

@@ -23,6 +23,8 @@ _VERB_MODULES: tuple[str, ...] = (
     "forewarn.cli.demo",
     "forewarn.cli.etl",
     "forewarn.cli.eda",
+    "forewarn.cli.train",
+    "forewarn.cli.promote",
 )
 
 
