@@ -57,3 +57,25 @@ def test_invalid_setting_is_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
 )
 def test_java_version_parsing(text: str, major: int) -> None:
     assert _java_major(text) == major
+
+
+def test_kafka_format_survives_a_cluster_id_starting_with_a_dash(tmp_path, monkeypatch) -> None:
+    """A random base64 id starts with '-' one time in 64; argparse must not read it as an option."""
+    import subprocess
+    import uuid
+
+    from forewarn.stack.components import Kafka
+    from forewarn.stack.config import StackOptions
+    from forewarn.stack.process import ProcessTracker
+
+    class DashId:
+        bytes = b"\xfb" + bytes(15)  # base64url: "-w..."
+
+    calls: list[list[str]] = []
+    monkeypatch.setattr(uuid, "uuid4", lambda: DashId)
+    monkeypatch.setattr(subprocess, "run", lambda argv, **_: calls.append(argv) or subprocess.CompletedProcess(argv, 0))
+    kafka = Kafka(StackSettings(stack=StackOptions(state_dir=tmp_path)), ProcessTracker(tmp_path))
+    monkeypatch.setattr(kafka, "_classpath", lambda: "libs/*")
+    kafka.prepare()
+    (format_call,) = calls
+    assert any(arg.startswith("--cluster-id=-") for arg in format_call)

@@ -134,7 +134,9 @@ class Kafka(Component):
             return
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         result = subprocess.run(
-            self._java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self.properties_path)),
+            # "--cluster-id=" form: a random id may start with "-", which argparse would take for an option.
+            self._java("kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}",
+                       "-c", str(self.properties_path)),
             capture_output=True,
             text=True,
             check=False,
