@@ -64,6 +64,22 @@ def wait_for_topics(settings: KafkaSettings, names: list[str], timeout_s: float 
     raise KafkaUnavailable(f"topics {names} did not appear within {timeout_s}s")
 
 
+def message_count(settings: KafkaSettings, topic: str) -> int:
+    """Messages in ``topic`` now, from its partitions' watermarks (exact, whatever was consumed)."""
+    from confluent_kafka import TopicPartition
+
+    reader = consumer(settings, group_id="forewarn-message-count")
+    try:
+        partitions = reader.list_topics(topic, timeout=10).topics[topic].partitions
+        total = 0
+        for partition in partitions:
+            low, high = reader.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+            total += high - low
+        return total
+    finally:
+        reader.close()
+
+
 def read_all(settings: KafkaSettings, topic: str, timeout_s: float = 60.0) -> list[Any]:
     """Every message of ``topic`` from its start to the current end, without joining a group."""
     import time

@@ -42,24 +42,6 @@ def forewarn(kafka_settings, *args: str, timeout: float = 60) -> subprocess.Comp
     return done
 
 
-def topic_size(kafka_settings, topic: str) -> int:
-    """Messages in the topic, from the partitions' offsets: exact, whatever was consumed."""
-    from confluent_kafka import TopicPartition
-
-    from forewarn import kafka
-
-    consumer = kafka.consumer(kafka_settings, group_id=f"size-{topic}")
-    try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        total = 0
-        for p in partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-            total += high - low
-        return total
-    finally:
-        consumer.close()
-
-
 def consume_all(
     kafka_settings, topic: str, expected: int, timeout_s: float = 30
 ) -> list[tuple[bytes, bytes]]:
@@ -116,7 +98,7 @@ def test_simulate_to_kafka_delivers_exactly_the_simulated_readings(kafka_setting
         reading = Reading.model_validate(raw)
         assert partition == partition_for(reading.machine_id, 4)  # envelopes keep machines in their partition
         assert START_MS <= reading.ts < START_MS + HOUR_MS
-    assert topic_size(kafka_settings, truth_topic) == expected_events > 0
+    assert kafka.message_count(kafka_settings, truth_topic) == expected_events > 0
     events = [
         GroundTruthEvent.model_validate_json(v)
         for _, v in consume_all(kafka_settings, truth_topic, expected_events)
@@ -146,7 +128,7 @@ def test_replay_fd001_train_into_kafka(kafka_settings, topic_factory) -> None:
     )
     assert "20,631" in done.stderr
     assert kafka.count_readings(kafka_settings, readings_topic) == 20_631
-    assert topic_size(kafka_settings, truth_topic) == 100
+    assert kafka.message_count(kafka_settings, truth_topic) == 100
     events = [
         GroundTruthEvent.model_validate_json(v) for _, v in consume_all(kafka_settings, truth_topic, 100)
     ]

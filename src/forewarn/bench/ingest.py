@@ -94,7 +94,7 @@ def run_ingest_bench(config: IngestBenchConfig, progress: Progress = lambda _n: 
         finally:
             worker.stop()
         in_topic = kafka.count_readings(settings, readings_topic)
-        in_dlq = _count(settings, dlq_topic)
+        in_dlq = kafka.message_count(settings, dlq_topic)
         baseline = _baseline(settings, baseline_topic, items, deadline)
     finally:
         _delete_topics(settings, [readings_topic, dlq_topic, baseline_topic])
@@ -331,21 +331,6 @@ def _delete_topics(settings: KafkaSettings, names: list[str]) -> None:
             future.result(timeout=60)
     except Exception:  # noqa: BLE001, S110 - best effort: a leftover bench topic harms nothing
         pass
-
-
-def _count(settings: KafkaSettings, topic: str) -> int:
-    from confluent_kafka import TopicPartition
-
-    consumer = kafka.consumer(settings, group_id=f"bench-count-{uuid.uuid4().hex[:8]}")
-    try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        total = 0
-        for partition in partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
-            total += high - low
-        return total
-    finally:
-        consumer.close()
 
 
 def _baseline(settings: KafkaSettings, topic: str, items: list[dict[str, Any]], deadline: float) -> float:
