@@ -10,12 +10,11 @@ import logging
 import threading
 import time
 
-import orjson
 from prometheus_client import Counter, Gauge, Histogram
 
 from forewarn import kafka, topics, vector_codec
 from forewarn.services.scorer.model_watch import ModelHolder
-from forewarn.services.scorer.scoring import EvidenceCache, score_block
+from forewarn.services.scorer.scoring import EvidenceCache, ScoredBlock, score_block
 from forewarn.services.scorer.settings import ScorerSettings
 
 log = logging.getLogger(__name__)
@@ -44,7 +43,8 @@ class ScoreLoop:
             self.stop.wait(0.5)  # no champion yet: consume nothing rather than drop or park vectors
         if self.stop.is_set():
             return
-        consumer = kafka.consumer(self.settings.kafka, group_id=opts.group_id)
+        consumer = kafka.consumer(self.settings.kafka, group_id=opts.group_id,
+                                  **{"session.timeout.ms": opts.session_timeout_ms})
         producer = kafka.producer(self.settings.kafka)
         consumer.subscribe([self.settings.kafka.topic(topics.FEATURE_VECTORS)])
         out_topic = self.settings.kafka.topic(topics.RISK_SCORES)
@@ -63,7 +63,7 @@ class ScoreLoop:
         bundle = self.holder.current  # one model for the whole batch
         assert bundle is not None
         opts = self.settings.scorer
-        scores: list[dict] = []
+        blocks: list[ScoredBlock] = []
         for message in messages:
             if message.error():
                 if message.error().fatal():
@@ -79,20 +79,24 @@ class ScoreLoop:
                 log.error("undecodable feature block: %s", exc, extra={"fields": {
                     "topic": message.topic(), "partition": message.partition(), "offset": message.offset()}})
                 continue
-            scores += score_block(bundle, block, explain_above=opts.explain_above, top_k=opts.top_k,
-                                  evidence=self.evidence)
+            blocks.append(score_block(bundle, block, explain_above=opts.explain_above, top_k=opts.top_k,
+                                      evidence=self.evidence))
         errors: list[str] = []
 
         def on_delivery(err, _msg) -> None:  # type: ignore[no-untyped-def]
             if err is not None:
                 errors.append(str(err))
 
-        for score in scores:
-            producer.produce(out_topic, key=score["machine_id"], value=orjson.dumps(score), on_delivery=on_delivery)
-            producer.poll(0)
+        scored = 0
+        for scores in blocks:
+            # One JSON object per score, keyed by machine (the alerter's wire format), encoded per column.
+            for key, value in zip(scores.machine_ids, scores.payloads(), strict=True):
+                producer.produce(out_topic, key=key, value=value, on_delivery=on_delivery)
+                producer.poll(0)
+            scored += len(scores)
         remaining = producer.flush(30)
         if remaining or errors:
             raise DeliveryFailed(f"{remaining} scores undelivered, errors: {errors[:3]}; not committing")
-        SCORED.labels(bundle.version).inc(len(scores))
+        SCORED.labels(bundle.version).inc(scored)
         MODEL_VERSION.set(float(bundle.version) if bundle.version.isdigit() else 0)
         BATCH_SECONDS.observe(time.perf_counter() - started)

@@ -22,7 +22,8 @@ def run() -> None:
     configure_json_logging(settings.log_level)
     opts = settings.scorer
     holder = ModelHolder.from_registry(
-        settings.mlflow.tracking_uri, settings.mlflow.model_name, settings.mlflow.champion_alias, opts.num_threads
+        settings.mlflow.tracking_uri, settings.mlflow.model_name, settings.mlflow.champion_alias, opts.num_threads,
+        compile_model=opts.compile_model, compile_cache_dir=opts.compile_cache_dir,
     )
     store = RedisFeatureStore(redis.Redis.from_url(settings.redis.url), settings.redis.key_prefix)
     loop = ScoreLoop(settings, holder)

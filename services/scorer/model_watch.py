@@ -10,8 +10,15 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
-from forewarn.model_bundle import ModelBundle, NoChampion, champion_version, load_bundle
+from forewarn.model_bundle import (
+    ModelBundle,
+    NoChampion,
+    champion_version,
+    default_compile_cache_dir,
+    load_bundle,
+)
 
 log = logging.getLogger(__name__)
 
@@ -29,10 +36,15 @@ class ModelHolder:
         self.swaps = 0
 
     @classmethod
-    def from_registry(cls, tracking_uri: str, name: str, alias: str, num_threads: int) -> ModelHolder:
+    def from_registry(cls, tracking_uri: str, name: str, alias: str, num_threads: int, *,
+                      compile_model: bool = True, compile_cache_dir: Path | None = None) -> ModelHolder:
+        """Versions loaded from the registry; with ``compile_model`` (the service's default) each is
+        compiled to native code once, before it replaces the serving one (cached by model hash)."""
+        cache_dir = (compile_cache_dir or default_compile_cache_dir()) if compile_model else None
         return cls(
             lambda: champion_version(tracking_uri, name, alias),
-            lambda version: load_bundle(tracking_uri, name, version, num_threads=num_threads),
+            lambda version: load_bundle(tracking_uri, name, version, num_threads=num_threads,
+                                        compile_model=compile_model, compile_cache_dir=cache_dir),
         )
 
     @property

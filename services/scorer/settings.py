@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import BaseModel, Field
 
 from forewarn.settings import ForewarnSettings
@@ -11,10 +13,24 @@ class ScorerOptions(BaseModel):
     host: str = Field("127.0.0.1", description="HTTP bind address (0.0.0.0 in a container).")
     port: int = Field(8001, ge=1, le=65535)
     group_id: str = Field("forewarn-scorer", description="Consumer group; add members to scale out.")
+    session_timeout_ms: int = Field(
+        10_000, ge=1000, description="Consumer session timeout: how soon a crashed member's partitions move on "
+                                     "(librdkafka's default, 45 s, stalls scoring that long after a kill -9)."
+    )
     batch_size: int = Field(2000, ge=1, description="Feature vectors consumed and scored per batch.")
-    poll_timeout_s: float = Field(0.2, gt=0, description="Longest wait for a batch to fill.")
+    poll_timeout_s: float = Field(
+        0.05, gt=0, description="Longest wait for a batch to fill: every message waits up to this long, so it is a "
+                                "latency budget; at high rates batches fill long before it.")
     model_poll_s: float = Field(5.0, gt=0, description="How often the champion alias is checked.")
     num_threads: int = Field(1, ge=1, description="LightGBM threads; batches amortise, so 1 is usually best.")
+    compile_model: bool = Field(
+        True, description="Compile the champion to native code (lleaves) at load time; falls back to "
+                          "Booster.predict, with the reason logged, when that fails or deviates."
+    )
+    compile_cache_dir: Path | None = Field(
+        None, description="Where compiled models are cached by model hash (default: "
+                          "$XDG_CACHE_HOME/forewarn/compiled-models, else ~/.cache/forewarn/compiled-models)."
+    )
     explain_above: float = Field(
         0.2, ge=0, le=1, description="Risk above which the top contributing features are computed."
     )
