@@ -110,7 +110,7 @@ def render(c: CardInputs) -> str:
         lines.append(f"- RUL: RMSE {_f(m['rul_rmse'], 3)}, NASA score {_f(m['rul_nasa_score'], 2)} "
                      f"({int(m['rul_rows'])} holdout rows)")
     lines += ["", "## Per machine type (holdout)", "",
-              "| type | rows | failures | recall | false-positive rate | precision | F1 | PR-AUC |",
+              "| type | rows | positive rows | recall | false-positive rate | precision | F1 | PR-AUC |",
               "|---|---|---|---|---|---|---|---|"]
     for t, s in c.per_type.items():
         fpr = c.fairness.by_type.get(t, {}).get("false_positive_rate")
