@@ -1,6 +1,10 @@
 """The stream entrypoint: consume ``risk.scores`` in batches, apply them, commit, repeat; tick between
 batches for escalations and the outbox sweep. Processing is synchronous, so at a stop or a rebalance there
 is never a half-applied batch: the current one finishes and is committed, or it is re-consumed.
+
+With a rebuilder, the state of every partition must be in Redis before a score of it is applied: when
+Redis lost it (restarted empty), the loop rebuilds it first from ``risk.scores`` and ``alerts`` (see
+rebuild.py), on the batch that notices or at the next tick, whichever comes first.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from forewarn.schemas import RiskScore
 
 from . import metrics
 from .service import AlertService, ScoreInput
+from .store import StateLost
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +38,7 @@ class ScoreLoop:
         tick_interval_s: float = 1.0,
         sweep_interval_s: float = 30.0,
         error_backoff_s: float = 1.0,
+        rebuilder: Any = None,
     ) -> None:
         self.consumer = consumer
         self.topic = topic
@@ -42,6 +48,8 @@ class ScoreLoop:
         self.tick_interval_s = tick_interval_s
         self.sweep_interval_s = sweep_interval_s
         self.error_backoff_s = error_backoff_s
+        self.rebuilder = rebuilder  # rebuild.StateRebuilder, or None: trust Redis to keep the state
+        self.rebuilds = 0
         self.assigned: set[tuple[str, int]] = set()
         self.healthy = True
         self.last_error = ""
@@ -68,6 +76,8 @@ class ScoreLoop:
                 self.process(messages)
             now = time.monotonic()
             if now >= next_tick:
+                if self.rebuilder is not None and self.assigned:
+                    self._guarded(self._check_state, "state check")
                 self._guarded(self.service.tick, "escalation tick")
                 next_tick = now + self.tick_interval_s
             if now >= next_sweep:
@@ -81,6 +91,42 @@ class ScoreLoop:
         except Exception as exc:  # noqa: BLE001 - retried at the next interval; the stream goes on
             log.exception("%s failed; retrying later", what)
             self.last_error = f"{what}: {exc}"
+
+    def _check_state(self) -> None:
+        missing = self.service.store.missing_loaded(f"{t}:{p}" for t, p in sorted(self.assigned))
+        if missing:
+            self.rebuild(missing)
+
+    def rebuild(self, sources: list[str]) -> None:
+        """Rebuild the state of the partitions (of ours) that Redis lost, up to their committed offsets."""
+        assigned = [f"{t}:{p}" for t, p in sorted(self.assigned)]
+        missing = self.service.store.missing_loaded([*sources, *assigned])
+        partitions = sorted({int(s.rsplit(":", 1)[1]) for s in missing if s.rsplit(":", 1)[0] == self.topic})
+        if not partitions:
+            return
+        committed = self.consumer.committed([TopicPartition(self.topic, p) for p in partitions], timeout=10)
+        ends = {tp.partition: max(int(tp.offset), 0) for tp in committed}
+        self.healthy = False
+        self.last_error = f"rebuilding the state of {self.topic} partitions {partitions} (Redis lost it)"
+        log.warning("alerter state missing from Redis; rebuilding it from risk.scores and alerts",
+                    extra={"fields": {"partitions": partitions, "committed": {str(p): o for p, o in ends.items()}}})
+        report = self.rebuilder.rebuild(self.topic, ends)
+        self.rebuilds += 1
+        self.healthy = True
+        log.warning("alerter state rebuilt", extra={"fields": {
+            "partitions": partitions, "scores_replayed": report.scores, "dedup_keys": report.keys,
+            "alerts": report.alerts, "recorded_events_applied": report.recorded_applied,
+            "seconds": round(report.seconds, 3)}})
+
+    def _apply(self, items: list[ScoreInput]) -> None:
+        guarded = self.rebuilder is not None
+        try:
+            self.service.handle_scores(items, require_loaded=guarded)
+        except StateLost as lost:
+            if not guarded:
+                raise
+            self.rebuild(lost.sources)
+            self.service.handle_scores(items, require_loaded=True)
 
     def process(self, messages: list[Message]) -> None:
         """Apply one consumed batch and commit it; on failure rewind so it is consumed again."""
@@ -116,7 +162,7 @@ class ScoreLoop:
             return
         try:
             with metrics.BATCH_SECONDS.time():
-                self.service.handle_scores(items)
+                self._apply(items)
                 self.consumer.commit(
                     offsets=[TopicPartition(t, p, o + 1) for (t, p), o in last.items()], asynchronous=False
                 )

@@ -27,6 +27,7 @@ from .notifier import Notifier
 from .pagerduty import PagerDutyNotifier
 from .policy_file import AlertPolicyError, load_policy_book
 from .publish import KafkaDeadLetters, KafkaPublisher
+from .rebuild import StateRebuilder
 from .service import AlertService, Topics, wall_clock_ms
 from .settings import AlerterSettings
 from .slack import SlackNotifier
@@ -128,9 +129,10 @@ def bootstrap(
     consumer = consumer or kafka.consumer(
         settings.kafka, options.consumer_group, **{"session.timeout.ms": options.session_timeout_ms}
     )
+    rebuilder = StateRebuilder(settings.kafka, store, policies, names.alerts, wall_clock_ms)
     loop = ScoreLoop(consumer, names.scores, service, batch_size=options.batch_size,
                      poll_timeout_s=options.poll_timeout_s, tick_interval_s=options.tick_interval_s,
-                     sweep_interval_s=options.sweep_interval_s)
+                     sweep_interval_s=options.sweep_interval_s, rebuilder=rebuilder)
     app = create_app(service, settings.accepted_keys(), readiness_check(store, loop))
     log.info("alerter wired", extra={"fields": {
         "notifiers": sorted(notifiers), "scores_topic": names.scores, "policy": options.policy,

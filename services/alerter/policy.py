@@ -347,8 +347,10 @@ def _maybe_escalate(t: Tracker, policy: Policy, now: int) -> tuple[Tracker, Acti
 
 
 def on_score(tracker: Tracker, score: RiskScore, policy: Policy, now: int) -> Decision:
-    """Advance one dedup key by one score. Scores older than the last one seen are ignored (stale)."""
-    if tracker.last_ts is not None and score.ts < tracker.last_ts:
+    """Advance one dedup key by one score. Scores not newer than the last one seen are ignored (stale): an
+    older one arrived late, one with the same event time is the same reading scored again (a features or
+    scorer restart re-publishes its batch in flight), and counting it twice would move the counts."""
+    if tracker.last_ts is not None and score.ts <= tracker.last_ts:
         return Decision(tracker=tracker, stale=True)
     level = classify(policy, score)
     t = tracker.model_copy(update={"last_ts": score.ts})

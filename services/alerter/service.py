@@ -139,8 +139,9 @@ class AlertService:
         return len(pending)
 
     # ---- use cases -------------------------------------------------------------------------------
-    def handle_scores(self, items: Sequence[ScoreInput]) -> None:
-        """Apply a batch of scores; returns once its outputs are durable."""
+    def handle_scores(self, items: Sequence[ScoreInput], *, require_loaded: bool = False) -> None:
+        """Apply a batch of scores; returns once its outputs are durable. With ``require_loaded``, raises
+        store.StateLost when Redis lost the state of one of the batch's partitions (nothing is decided)."""
         if not items:
             return
         keys = [dedup_key_for(i.score.machine_id, failure_mode_of(i.score)) for i in items]
@@ -171,7 +172,8 @@ class AlertService:
                 self._record(changes, decision.actions, policy, now)
             return changes
 
-        changes = self.store.update_keys(keys, decide)
+        sources = [i.source for i in items] if require_loaded else []
+        changes = self.store.update_keys(keys, decide, require_loaded=sources)
         for outcome, count in counts.items():
             metrics.SCORES.labels(outcome).inc(count)
         self._after_commit(changes)

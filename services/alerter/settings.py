@@ -43,8 +43,9 @@ class AlerterOptions(BaseModel):
         "default", description="Alert policy file: 'default' (the shipped alert_policy.yaml) or a YAML path."
     )
     consumer_group: str = Field("forewarn-alerter", description="Kafka consumer group of the score loop.")
-    batch_size: int = Field(500, ge=1, le=100_000, description="Most scores consumed per batch.")
-    poll_timeout_s: float = Field(0.5, gt=0, description="How long one consume call waits for scores.")
+    batch_size: int = Field(2000, ge=1, le=100_000, description="Most scores consumed per batch.")
+    poll_timeout_s: float = Field(0.05, gt=0, description="How long one consume call waits for scores to fill a "
+                                                       "batch (a latency budget: every score may wait this long).")
     session_timeout_ms: int = Field(10_000, ge=1000, description="Consumer session timeout: how soon a "
                                     "crashed replica's partitions move to another.")
     tick_interval_s: float = Field(1.0, gt=0, description="How often escalations are checked.")

@@ -36,6 +36,15 @@ class AlertNotFound(KeyError):
     pass
 
 
+class StateLost(RuntimeError):
+    """Redis no longer holds the state built from these input partitions ('topic:partition'): it was
+    restarted empty or flushed. The caller rebuilds it (see rebuild.py) before deciding anything."""
+
+    def __init__(self, sources: list[str]) -> None:
+        super().__init__(f"alerter state of {', '.join(sources)} is missing from Redis")
+        self.sources = sources
+
+
 class Stored(NamedTuple):
     """One dedup key as read from Redis: its tracker (None when never seen) and the input offsets applied."""
 
@@ -101,6 +110,10 @@ class AlertStore:
     def done_key(self, delivery_id: str) -> str:
         return f"{self.ns}:done:{delivery_id}"
 
+    def loaded_key(self, source: str) -> str:
+        """Present while Redis holds the state built from input partition ``source`` ('topic:partition')."""
+        return f"{self.ns}:loaded:{source}"
+
     # ---- reading ---------------------------------------------------------------------------------
     def ping(self) -> bool:
         return bool(self.redis.ping())
@@ -119,6 +132,16 @@ class AlertStore:
         for key in keys:
             pipe.hgetall(self.state_key(key))
         return {key: self._decode_state(raw) for key, raw in zip(keys, pipe.execute(), strict=True)}
+
+    def missing_loaded(self, sources: Iterable[str]) -> list[str]:
+        """The input partitions whose state Redis does not hold (never built, or lost with a restart)."""
+        wanted = list(dict.fromkeys(sources))
+        if not wanted:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        for source in wanted:
+            pipe.exists(self.loaded_key(source))
+        return [source for source, present in zip(wanted, pipe.execute(), strict=True) if not present]
 
     def active_keys(self) -> list[str]:
         return sorted(self.redis.smembers(self.active_key))
@@ -201,17 +224,47 @@ class AlertStore:
         raise StoreConflict("alerter state kept changing concurrently; gave up for now")
 
     def update_keys(
-        self, dedup_keys: Iterable[str], decide: Callable[[dict[str, Stored]], Changes]
+        self, dedup_keys: Iterable[str], decide: Callable[[dict[str, Stored]], Changes],
+        require_loaded: Iterable[str] = (),
     ) -> Changes:
-        """Read dedup keys, let ``decide`` compute the changes, write them atomically (retry on races)."""
+        """Read dedup keys, let ``decide`` compute the changes, write them atomically (retry on races).
+
+        ``require_loaded``: input partitions whose state must be in Redis; if one's marker is missing
+        (Redis restarted empty), raise :class:`StateLost` instead of deciding from an empty state. The
+        markers are watched too, so a flush between this check and the write aborts the write."""
         keys = list(dict.fromkeys(dedup_keys))
+        sources = list(dict.fromkeys(require_loaded))
 
         def watch(pipe: Any) -> None:
-            if keys:
-                pipe.watch(*(self.state_key(k) for k in keys))
+            watched = [self.state_key(k) for k in keys] + [self.loaded_key(s) for s in sources]
+            if watched:
+                pipe.watch(*watched)
+
+        def compute() -> Changes:
+            missing = self.missing_loaded(sources)
+            if missing:
+                raise StateLost(missing)
+            return decide(self.load(keys))
 
         # Reads go through a second, pipelined connection: WATCH still sees any write after it.
-        return self._transact(watch, lambda: decide(self.load(keys)))
+        return self._transact(watch, compute)
+
+    def write_rebuilt(self, changes: Changes, sources: Iterable[str], chunk: int = 500) -> None:
+        """Write a rebuilt state (trackers with their offsets, alert records) in chunks, then the markers
+        of ``sources``: the markers go last, so a crash midway leaves them missing and the rebuild reruns."""
+        trackers = list(changes.trackers.items())
+        alerts = list(changes.alerts.items())
+        for start in range(0, max(len(trackers), len(alerts)), chunk):
+            part = Changes(trackers=dict(trackers[start:start + chunk]), alerts=dict(alerts[start:start + chunk]),
+                           offsets={k: changes.offsets[k] for k, _ in trackers[start:start + chunk]
+                                    if k in changes.offsets})
+            with self.redis.pipeline(transaction=True) as pipe:
+                self._write(pipe, part)
+                pipe.execute()
+        with self.redis.pipeline(transaction=True) as pipe:
+            for source in dict.fromkeys(sources):
+                pipe.set(self.loaded_key(source), "1")
+            pipe.execute()
 
     def update_alert(self, alert_id: str, decide: Callable[[Alert, Stored], Changes]) -> Changes:
         """Feedback path: the alert record plus its dedup key's state, atomically. Raises AlertNotFound."""

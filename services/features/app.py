@@ -36,6 +36,18 @@ READINGS = Counter("forewarn_features_readings_total", "Readings by outcome", ["
 BATCH_SECONDS = Histogram("forewarn_features_batch_seconds", "Time to process one batch end to end")
 RESTORES = Counter("forewarn_features_restores_total", "Partitions restored from a snapshot")
 REPLAYED = Counter("forewarn_features_replayed_total", "Readings replayed into state after a restore")
+REDIS_REPAIRS = Counter("forewarn_features_redis_repairs_total",
+                        "Partitions whose snapshot and online vectors were rewritten after Redis lost them")
+
+
+@dataclass
+class OnlineRow:
+    """A vector as last written to the online store (to write it again if Redis loses it)."""
+
+    machine_type: str
+    ts: int
+    row: np.ndarray
+    site: str | None
 
 
 @dataclass
@@ -52,6 +64,8 @@ class Runtime:
     last_snapshot: float = field(default_factory=time.monotonic)
     last_flush: float = 0.0
     last_batch_at: float = field(default_factory=time.monotonic)
+    online: dict[str, OnlineRow] = field(default_factory=dict)  # machine -> what the online store holds
+    snapshot_at: dict[int, float] = field(default_factory=dict)  # partition -> when it was last snapshotted
 
 
 def create_app(runtime: Runtime) -> faust.App:
@@ -103,8 +117,15 @@ def create_app(runtime: Runtime) -> faust.App:
         mine = [tp.partition for tp in revoked if tp.topic == runtime.source_topic]
         checkpoint(runtime, [p for p in mine if p in runtime.loaded])
         for partition in mine:
+            for machine_id in runtime.processor.machines_of.get(partition, {}):
+                runtime.online.pop(machine_id, None)
             runtime.processor.forget(partition)
             runtime.loaded.discard(partition)
+
+    @app.timer(interval=1.0)
+    async def watch_redis() -> None:
+        # Between batches, so an idle stream also notices a Redis that came back empty.
+        repair_redis(runtime)
 
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Any:
@@ -131,13 +152,13 @@ def handle_batch(runtime: Runtime, records: list[SourceRecord]) -> BatchOutput:
         restore(runtime, partition, first)
     output = runtime.processor.process(records)
     publish(runtime, output)
+    repair_redis(runtime)
     now = time.monotonic()
     opts = runtime.settings.features
     if now - runtime.last_flush >= opts.online_flush_s:
         flush_online(runtime)
         runtime.last_flush = now
-    if now - runtime.last_snapshot >= opts.snapshot_interval_s:
-        checkpoint(runtime, list(runtime.loaded))
+    snapshot_step(runtime, now)
     runtime.last_batch_at = now
     READINGS.labels("accepted").inc(output.accepted)
     READINGS.labels("late").inc(output.late)
@@ -145,6 +166,18 @@ def handle_batch(runtime: Runtime, records: list[SourceRecord]) -> BatchOutput:
     READINGS.labels("rejected").inc(len(output.rejected))
     READINGS.labels("replayed_skip").inc(output.skipped_replayed)
     return output
+
+
+def snapshot_step(runtime: Runtime, now: float) -> None:
+    """Snapshot one partition, the one whose snapshot is oldest, every interval / partitions seconds. A
+    snapshot blocks its batch (tens of ms per thousand machines), so spreading the partitions evenly over
+    the interval keeps that out of the latency tail; each partition is still snapshotted once an interval."""
+    loaded = sorted(runtime.loaded)
+    if not loaded or now - runtime.last_snapshot < runtime.settings.features.snapshot_interval_s / len(loaded):
+        return
+    partition = min(loaded, key=lambda p: runtime.snapshot_at.get(p, 0.0))
+    checkpoint(runtime, [partition])
+    runtime.snapshot_at[partition] = now
 
 
 def restore(runtime: Runtime, partition: int, first_offset: int) -> None:
@@ -158,6 +191,12 @@ def restore(runtime: Runtime, partition: int, first_offset: int) -> None:
             runtime.processor.process(batch, emit=False)
             replayed += len(batch)
     REPLAYED.inc(replayed)
+    # Every loaded partition has a complete snapshot in Redis from now on, so a missing one can only mean
+    # Redis lost it (see repair_redis). It also spares the next owner this replay.
+    applied, states = runtime.processor.snapshot(partition, only_dirty=False)
+    runtime.snapshots.save(partition, applied, states)
+    runtime.processor.mark_clean(partition)
+    remember_stored(runtime, partition)
     runtime.loaded.add(partition)
     log.info("partition restored", extra={"fields": {"partition": partition, "snapshot_offset": applied,
                                                     "resume_offset": first_offset, "replayed": replayed}})
@@ -197,16 +236,9 @@ def flush_online(runtime: Runtime) -> None:
     grouped = runtime.processor.take_latest()
     try:
         for machine_type, items in grouped.items():
-            engine = runtime.processor.engines[machine_type]
-            runtime.store.write_rows(
-                machine_type=machine_type,
-                feature_set_version=_version(),
-                names=engine.feature_names,
-                machine_ids=[machine_id for machine_id, _ in items],
-                ts=[latest.ts for _, latest in items],
-                matrix=np.vstack([latest.row for _, latest in items]),
-                sites=[latest.site for _, latest in items],
-            )
+            rows = {machine_id: OnlineRow(machine_type, latest.ts, latest.row, latest.site)
+                    for machine_id, latest in items}
+            write_online(runtime, machine_type, rows)
     except redis.RedisError as exc:
         log.warning("online store write failed (%s); retrying with the next batch", exc)
         for items in grouped.values():
@@ -214,9 +246,77 @@ def flush_online(runtime: Runtime) -> None:
                 runtime.processor.latest.setdefault(machine_id, latest)
 
 
+def write_online(runtime: Runtime, machine_type: str, rows: dict[str, OnlineRow]) -> None:
+    if not rows:
+        return
+    runtime.store.write_rows(
+        machine_type=machine_type,
+        feature_set_version=_version(),
+        names=runtime.processor.engines[machine_type].feature_names,
+        machine_ids=list(rows),
+        ts=[r.ts for r in rows.values()],
+        matrix=np.vstack([r.row for r in rows.values()]),
+        sites=[r.site for r in rows.values()],
+    )
+    runtime.online.update(rows)
+
+
+def remember_stored(runtime: Runtime, partition: int) -> None:
+    """What the online store holds for a partition's machines as this worker takes it over: the vectors
+    it must write again if Redis loses them before those machines report again."""
+    from forewarn.online_store import names_id
+
+    machines = runtime.processor.machines_of.get(partition, {})
+    refs = {t: names_id(e.feature_names) for t, e in runtime.processor.engines.items()}
+    for machine_id, stored in runtime.store.read_packed(list(machines)).items():
+        if refs.get(stored.machine_type) == stored.names_ref and stored.feature_set_version == _version():
+            runtime.online.setdefault(machine_id, OnlineRow(stored.machine_type, stored.ts, stored.values,
+                                                            stored.site))
+
+
+def repair_redis(runtime: Runtime, partitions: list[int] | None = None) -> set[int]:
+    """Redis restarted empty (or lost keys) while this worker kept its state in memory: rewrite what it
+    had put there. Every loaded partition has a snapshot hash from its restore on (see restore), so a
+    missing one means Redis lost it: write its machines' online vectors again, then a full snapshot (the
+    snapshot goes last: it is the marker, so an interrupted repair is retried). Returns the partitions
+    repaired; a Redis error is logged and retried at the next batch or tick."""
+    import redis
+
+    wanted = sorted(runtime.loaded if partitions is None else set(partitions) & runtime.loaded)
+    if not wanted:
+        return set()
+    repaired: set[int] = set()
+    try:
+        pipe = runtime.snapshots.client.pipeline(transaction=False)
+        for partition in wanted:
+            pipe.exists(runtime.snapshots.key(partition))
+        lost = [p for p, present in zip(wanted, pipe.execute(), strict=True) if not present]
+        for partition in lost:
+            by_type: dict[str, dict[str, OnlineRow]] = {}
+            for machine_id in runtime.processor.machines_of.get(partition, {}):
+                if machine_id in runtime.online:
+                    row = runtime.online[machine_id]
+                    by_type.setdefault(row.machine_type, {})[machine_id] = row
+            for machine_type, rows in by_type.items():
+                write_online(runtime, machine_type, rows)
+            applied, states = runtime.processor.snapshot(partition, only_dirty=False)
+            runtime.snapshots.save(partition, applied, states)
+            runtime.processor.mark_clean(partition)
+            repaired.add(partition)
+            REDIS_REPAIRS.inc()
+            log.warning("Redis lost this partition's snapshot and online vectors; rewrote them",
+                        extra={"fields": {"partition": partition, "snapshot_offset": applied,
+                                          "online_vectors": sum(len(r) for r in by_type.values())}})
+    except redis.RedisError as exc:
+        log.warning("checking Redis for lost state failed (%s); retrying later", exc)
+    return repaired
+
+
 def checkpoint(runtime: Runtime, partitions: list[int]) -> None:
     import redis
 
+    # A dirty-only snapshot on top of a lost one would restore the other machines as new: repair first.
+    partitions = [p for p in partitions if p not in repair_redis(runtime, partitions)]
     try:
         for partition in partitions:
             applied, states = runtime.processor.snapshot(partition)

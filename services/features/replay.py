@@ -22,7 +22,8 @@ def read_range(settings: KafkaSettings, topic: str, partition: int, start: int, 
 
     if end <= max(start, 0):
         return
-    consumer = kafka.consumer(settings, group_id="forewarn-features-replay", enable_auto_commit=False)
+    # Assigned, never subscribed, never committing (kafka.consumer disables auto-commit).
+    consumer = kafka.consumer(settings, group_id="forewarn-features-replay")
     consumer.assign([TopicPartition(topic, partition, start if start >= 0 else OFFSET_BEGINNING)])
     deadline = time.monotonic() + timeout_s
     try:

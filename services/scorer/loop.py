@@ -10,6 +10,7 @@ import logging
 import threading
 import time
 
+from confluent_kafka import KafkaException
 from prometheus_client import Counter, Gauge, Histogram
 
 from forewarn import kafka, topics, vector_codec
@@ -53,10 +54,20 @@ class ScoreLoop:
                 messages = consumer.consume(opts.batch_size, timeout=opts.poll_timeout_s)
                 if messages:
                     self._process(messages, producer, out_topic)
-                    consumer.commit(asynchronous=False)
+                    self._commit(consumer)
                     self.batches += 1
         finally:
             consumer.close()
+
+    @staticmethod
+    def _commit(consumer) -> None:  # type: ignore[no-untyped-def]
+        """Commit what was scored and delivered. A failed commit (broker restarting, group rebalancing,
+        assignment lost after a session timeout) loses nothing: the batch is consumed again from the last
+        committed offset and the alerter ignores scores it has seen (same event time). So carry on."""
+        try:
+            consumer.commit(asynchronous=False)
+        except KafkaException as exc:
+            log.warning("offset commit failed (%s); those vectors will be scored again", exc)
 
     def _process(self, messages: list, producer, out_topic: str) -> None:  # type: ignore[no-untyped-def]
         started = time.perf_counter()

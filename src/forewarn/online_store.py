@@ -21,12 +21,23 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import numpy as np
 import orjson
 
 from forewarn.schemas import FeatureVector
+
+
+class PackedVector(NamedTuple):
+    """A stored vector as written: values in the order of the name list ``names_ref`` identifies."""
+
+    machine_type: str
+    ts: int
+    feature_set_version: str
+    names_ref: str
+    values: np.ndarray
+    site: str | None
 
 
 class FeatureStore(Protocol):
@@ -96,6 +107,22 @@ class RedisFeatureStore:
             self.write_rows(machine_type=vector.machine_type, feature_set_version=vector.feature_set_version,
                             names=names, machine_ids=[vector.machine_id], ts=[vector.ts], matrix=values,
                             sites=[vector.site])
+
+    def read_packed(self, machine_ids: Sequence[str]) -> dict[str, PackedVector]:
+        """The stored vectors of ``machine_ids`` (absent ones left out), in one pipelined round trip."""
+        pipe = self.client.pipeline(transaction=False)
+        for machine_id in machine_ids:
+            pipe.hgetall(self.key(machine_id))
+        found = {}
+        for machine_id, raw in zip(machine_ids, pipe.execute(), strict=True):
+            if raw:
+                found[machine_id] = PackedVector(
+                    machine_type=raw[b"type"].decode(), ts=int(raw[b"ts"]),
+                    feature_set_version=raw[b"version"].decode(), names_ref=raw[b"names"].decode(),
+                    values=np.frombuffer(raw[b"values"], dtype="<f8").copy(),
+                    site=raw.get(b"site", b"").decode() or None,
+                )
+        return found
 
     def read(self, machine_id: str) -> FeatureVector | None:
         raw = self.client.hgetall(self.key(machine_id))

@@ -23,39 +23,67 @@ from forewarn.features import FEATURE_SET_VERSION, compute_frame, feature_names
 
 HORIZON_MS = 12 * 3600 * 1000
 HISTORY_START = "2026-01-01T00:00:00Z"
+# Machine-level columns that say how long a machine has run (cumulative counters) and each sensor's own
+# baseline level: on a few dozen simulated machines the model learns "this particular machine (its
+# baseline) at this age failed" from them, which flags healthy machines that happen to look alike.
+# Deviations from the baseline (``*__delta_baseline``) and the windows carry what degradation does.
+IDENTITY_FEATURES = ("readings_since_reset", "late_dropped", "duplicates")
+TRAIN_EVERY = 2  # consecutive 1-minute rows are near-duplicates: every other one trains as well, twice as fast
 
 
-def _simulate(out: Path, machines: int, duration: str, seed: int, start: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _simulate(out: Path, machines: int, duration: str, seed: int, start: str, degrading_fraction: float,
+              maintenance_every: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     from forewarn.sim.commands import run_simulation
     from forewarn.sim.outputs import OutputSpec
 
     run_simulation(OutputSpec(to="parquet", out=out), machines=machines, config="plant", duration=duration,
-                   start=start, interval="1m", seed=seed, degrading_fraction=0.7, maintenance_every="3d",
-                   rates=(0.0005, 0.001, 0.001, 0.0), rate=None, speedup=None, progress=False)
+                   start=start, interval="1m", seed=seed, degrading_fraction=degrading_fraction,
+                   maintenance_every=maintenance_every, rates=(0.0005, 0.001, 0.001, 0.0), rate=None,
+                   speedup=None, progress=False)
     return pd.read_parquet(out / "readings"), pd.read_parquet(out / "ground_truth")
 
 
+def _model_features(names: list[str]) -> list[str]:
+    return [n for n in names if n not in IDENTITY_FEATURES and not n.endswith("__baseline")]
+
+
 def _training_set(readings: pd.DataFrame, truth: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, list[str]]:
+    """Features as the stream computes them, reset at every repair or maintenance as the ETL does (a
+    serviced machine runs at a new operating point); label 1 when the machine's next failure comes within
+    the horizon. Rows whose horizon runs past the end of the history with no failure seen are censored:
+    dropped, not called healthy (the machine may be hours from failing)."""
+    from forewarn.etl.labels import reset_rows
+
     config = load_asset_config("plant")
     names = sorted({n for t in config.machine_types.values() for n in feature_names(t)})
-    frames, labels = [], []
     failures = truth[truth.kind == "failure"].groupby("machine_id").ts.apply(np.sort).to_dict()
+    services = truth[truth.kind == "maintenance"].groupby("machine_id").ts.apply(np.sort).to_dict()
+    never = np.iinfo(np.int64).max
+    end = int(readings.ts.max())
+    frames, labels = [], []
     for machine_type, group in readings.sort_values(["machine_id", "ts"]).groupby("machine_type", observed=True):
         spec = config.machine_type(machine_type)
         group = group.reset_index(drop=True)
-        features = compute_frame(group[["machine_id", "ts", *spec.sensor_names]], spec, config.allowed_lateness_ms)
-        keep = features.pop("accepted").to_numpy()
-        features = features.reindex(columns=names)[keep]
-        kept = group[keep]
-        label = np.zeros(len(kept), dtype=int)
-        for row, (machine_id, ts) in enumerate(zip(kept.machine_id, kept.ts, strict=True)):
-            upcoming = failures.get(machine_id)
-            if upcoming is not None:
-                later = upcoming[upcoming > ts]
-                label[row] = int(len(later) > 0 and later[0] - ts <= HORIZON_MS)
-        frames.append(features)
-        labels.append(label)
-    return pd.concat(frames, ignore_index=True), np.concatenate(labels), names
+        ts = group.ts.to_numpy(dtype=np.int64)
+        rows_of = group.groupby("machine_id", observed=True).indices
+        resets = np.zeros(len(group), dtype=bool)
+        for machine_id, rows in rows_of.items():
+            resets[rows] = reset_rows(ts[rows], services.get(machine_id, np.zeros(0, dtype=np.int64)))
+        features = compute_frame(group[["machine_id", "ts", *spec.sensor_names]].assign(reset=resets), spec,
+                                 config.allowed_lateness_ms, reset_col="reset")
+        label = np.zeros(len(group), dtype=int)
+        for machine_id, rows in rows_of.items():
+            upcoming = failures.get(machine_id, np.zeros(0, dtype=np.int64))
+            following = np.searchsorted(upcoming, ts[rows], side="right")
+            nxt = np.where(following < len(upcoming), upcoming[np.minimum(following, len(upcoming) - 1)]
+                           if len(upcoming) else never, never)
+            label[rows] = (nxt - ts[rows] <= HORIZON_MS).astype(int)
+        observed = (label == 1) | (ts + HORIZON_MS <= end)
+        keep = features.pop("accepted").to_numpy() & observed & (np.arange(len(group)) % TRAIN_EVERY == 0)
+        frames.append(features.reindex(columns=names)[keep])
+        labels.append(label[keep])
+    chosen = _model_features(names)
+    return pd.concat(frames, ignore_index=True)[chosen], np.concatenate(labels), chosen
 
 
 @pytest.fixture(scope="module")
@@ -66,10 +94,15 @@ def champion(stack, tmp_path_factory) -> str:
 
     from forewarn.model_bundle import log_bundle
 
-    readings, truth = _simulate(tmp_path_factory.mktemp("history"), 30, "6d", 3, HISTORY_START)
+    # Run-to-failure history: with scheduled maintenance every few days most degradations are repaired
+    # before they fail, and modes that fail rarely (seal and air leaks, misalignment) leave no failure to
+    # learn from. 60 machines x 6 days fail ~75 times, every mode of every type several times.
+    readings, truth = _simulate(tmp_path_factory.mktemp("history"), 60, "6d", 3, HISTORY_START,
+                                degrading_fraction=0.9, maintenance_every="off")
     features, labels, names = _training_set(readings, truth)
+    # Leaves of >= 300 rows (10 h of one machine): a leaf has to hold across machines, not one trajectory.
     booster = lgb.train({"objective": "binary", "verbose": -1, "num_threads": 2, "seed": 1, "deterministic": True,
-                         "num_leaves": 31, "learning_rate": 0.05},
+                         "num_leaves": 31, "learning_rate": 0.05, "min_data_in_leaf": 300},
                         lgb.Dataset(features, labels, feature_name=names), num_boost_round=150)
     name = f"e2e-{time.time_ns()}"
     mlflow.set_tracking_uri(stack.settings.mlflow.tracking_uri)
@@ -155,9 +188,8 @@ def test_degrading_machines_alerted_before_failure_healthy_ones_not_once_per_inc
     print(f"healthy machines: {sorted(healthy)}; alerted: {false_alarms}")
     assert failures, "the live run had no failure to predict (choose another seed)"
     assert false_alarms == [], "a healthy machine was alerted"
-    caught = [m for m, lead in lead_hours.items() if lead is not None]
-    # Every failure caught is the goal; the bar asserted is what the current model reaches (see issue note).
-    assert len(caught) >= 0.5 * len(failures), f"only {len(caught)} of {len(failures)} failures alerted in time"
+    missed = sorted(m for m, lead in lead_hours.items() if lead is None)
+    assert not missed, f"{len(missed)} of {len(failures)} failing machines not alerted before failure: {missed}"
     # PagerDuty: per incident exactly one trigger, and one resolve once it is over, however scores flapped.
     from collections import Counter
 

@@ -188,3 +188,43 @@ def scorer(
          "meets_target"],
         json_path,
     )
+
+
+@bench_app.command("e2e")
+def e2e(
+    json_path: JsonPath,
+    rate: Annotated[float, typer.Option(help="Offered readings per second.", min=1)] = 25_000,
+    duration: Annotated[float, typer.Option(help="Seconds of load (bounded).", min=5, max=7200)] = 60,
+    machines: Annotated[int, typer.Option(help="Simulated fleet size.", min=1)] = 5_000,
+    partitions: Annotated[int, typer.Option(help="Partitions of the fresh topics.", min=1)] = 4,
+    interval: Annotated[str, typer.Option(help="Simulated time between a machine's readings.")] = "1m",
+    warmup: Annotated[float, typer.Option(help="Seconds of each run left out of the latency figures.")] = 10,
+    find_max: Annotated[bool, typer.Option("--find-max", help="Step the rate up until the lag keeps growing.")] = False,
+    start_rate: Annotated[float, typer.Option(help="--find-max: first rate.", min=1)] = 10_000,
+    step: Annotated[float, typer.Option(help="--find-max: rate increment.", min=1)] = 10_000,
+    max_rate: Annotated[float, typer.Option(help="--find-max: highest rate tried.", min=1)] = 200_000,
+    step_seconds: Annotated[float, typer.Option(help="--find-max: seconds per rate.", min=5)] = 30,
+) -> None:
+    """The whole streaming path (load -> features -> Redis -> scorer -> alerter) at a fixed offered rate,
+    against a bare produce-then-consume pass through the same broker."""
+    from rich.console import Console
+
+    from forewarn.bench.e2e import E2EOptions, run_e2e_bench
+
+    started = time.monotonic()
+    options = E2EOptions(rate=rate, duration_s=duration, machines=machines, partitions=partitions, interval=interval,
+                         warmup_s=warmup, find_max=find_max, start_rate=start_rate, step=step, max_rate=max_rate,
+                         step_s=step_seconds)
+    result = run_e2e_bench(options, Console(stderr=True))
+    document = write_result(json_path, "e2e", result, started)
+    show_result(
+        document,
+        ["readings_per_s", "offered_readings_per_s", "limit_readings_per_s", "ratio", "max_sustainable_readings_per_s",
+         "risk_latency_ms", "alert_latency_ms", "lost", "duplicates", "incidents", "pages", "cpu_seconds",
+         "peak_rss_mb"],
+        json_path,
+    )
+    if document["lost"] or document["duplicates"]:
+        typer.secho(f"lost {document['lost']}, duplicates {document['duplicates']}: see {json_path}",
+                    fg=typer.colors.RED, err=True)
+        raise typer.Exit(1)

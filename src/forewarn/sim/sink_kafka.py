@@ -11,6 +11,7 @@ Event time travels in the JSON value (``ts``), which is what every consumer read
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -44,8 +45,12 @@ class _Deliveries:
 class KafkaSink:
     """Implements both :class:`~forewarn.sim.sinks.ReadingSink` and ``TruthSink`` on one producer."""
 
-    def __init__(self, producer: Producer, readings_topic: str | None, truth_topic: str | None) -> None:
+    def __init__(self, producer: Producer, readings_topic: str | None, truth_topic: str | None,
+                 stamp_ingested_at: bool = False) -> None:
         self._producer = producer
+        # Load generators that stand in for ingest stamp the send time, as ingest would, so latency downstream
+        # is measured from the moment a reading entered the system.
+        self._stamp = stamp_ingested_at
         self._readings_topic = readings_topic
         self._truth_topic = truth_topic
         self.deliveries = _Deliveries()
@@ -67,7 +72,11 @@ class KafkaSink:
         if self._partitions is None:
             metadata = self._producer.list_topics(self._readings_topic, timeout=10).topics[self._readings_topic]
             self._partitions = max(1, len(metadata.partitions))
-        for partition, value, _ in envelopes(batch.records(), self._partitions):
+        records = batch.records()
+        if self._stamp:
+            now_ms = int(time.time() * 1000)
+            records = ({**record, "ingested_at": now_ms} for record in records)
+        for partition, value, _ in envelopes(records, self._partitions):
             while True:
                 try:
                     self._producer.produce(self._readings_topic, value=value, partition=partition,
