@@ -262,7 +262,7 @@ class ProcessMeter:
 def bare_pass(settings: ForewarnSettings, topic: str, machines: int, readings: int, seed: int) -> dict[str, float]:
     """Produce ``readings`` simulated readings as envelopes as fast as possible, then consume them all."""
     from forewarn.assets import load_asset_config
-    from forewarn.readings_wire import decode_value
+    from forewarn.bench.features import bare_consume
     from forewarn.sim.driver import run
     from forewarn.sim.options import SimOptions
     from forewarn.sim.plant import PlantSimulator
@@ -277,23 +277,12 @@ def bare_pass(settings: ForewarnSettings, topic: str, machines: int, readings: i
     started = time.perf_counter()
     stats = run(PlantSimulator(load_asset_config("plant"), options).chunks(), sink, NullTruthSink())
     produce_s = time.perf_counter() - started
-    consumer = kafka.consumer(settings.kafka, group_id=f"bench-e2e-bare-{uuid.uuid4().hex[:6]}")
-    consumer.subscribe([topic])
-    seen, began = 0, None
-    deadline = time.monotonic() + 300
-    while seen < stats.readings and time.monotonic() < deadline:
-        messages = consumer.consume(10_000, timeout=1.0)
-        if messages and began is None:
-            began = time.perf_counter()
-        seen += sum(len(decode_value(m.value())) for m in messages if m.error() is None)
-    consume_s = time.perf_counter() - (began or time.perf_counter())
-    consumer.close()
-    if seen < stats.readings:
-        raise RuntimeError(f"baseline consumer saw {seen} of {stats.readings} readings in 300 s")
+    consume_rate = bare_consume(settings, topic, stats.readings)
+    consume_s = stats.readings / consume_rate
     return {
         "readings": stats.readings,
         "produce_readings_per_s": round(stats.readings / produce_s, 1),
-        "consume_readings_per_s": round(stats.readings / consume_s, 1) if consume_s > 0 else None,
+        "consume_readings_per_s": round(consume_rate, 1),
         "limit_readings_per_s": round(stats.readings / (produce_s + consume_s), 1),
     }
 
@@ -400,8 +389,6 @@ class Step:
 
 
 def run_e2e_bench(options: E2EOptions, console: Console) -> dict[str, Any]:
-    import redis  # noqa: F401 - fail early with a clear import error if the extra is missing
-
     from forewarn.assets import load_asset_config
     from forewarn.localrun import LocalPipeline
     from forewarn.stack.manager import LocalStack
