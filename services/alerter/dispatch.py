@@ -5,6 +5,10 @@ slow Slack never delays PagerDuty), retries with capped exponential backoff, dea
 Nothing here is the source of truth: every job is already in the Redis outbox before it is submitted.
 So a full queue, a stop, or a crash just leaves jobs in the outbox, and the service's sweeper submits them
 again; the ledger's done markers keep a resend from notifying twice.
+
+The one thing the outbox cannot cover is Redis itself going away: a job whose ledger call fails is kept here
+and retried (its bookkeeping only, when the notifier already took it), because when Redis comes back empty
+the outbox that would have re-sent it is gone.
 """
 
 from __future__ import annotations
@@ -50,6 +54,10 @@ class RetryPolicy:
         return min(self.backoff_max_s, self.backoff_s * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
 
 
+LEDGER_RETRY_S = 0.1
+LEDGER_RETRY_MAX_S = 5.0
+
+
 def _chain_key(job: DeliveryJob) -> tuple[str, str]:
     return job.notifier, job.event.alert_id
 
@@ -88,6 +96,9 @@ class Dispatcher:
         self._seq = itertools.count()
         # (notifier, alert id) -> deliveries waiting behind the one on its way; present while one is.
         self._chains: dict[tuple[str, str], deque[DeliveryJob]] = {}
+        # Delivered, but the ledger did not record it yet: the retry records it instead of sending again.
+        self._sent_unrecorded: set[str] = set()
+        self._ledger_failures: dict[str, int] = {}
         self._stopping = threading.Event()
         self._drain_deadline = 0.0
         self._scheduler: threading.Thread | None = None
@@ -201,7 +212,7 @@ class Dispatcher:
             try:
                 self._deliver(lane, job)
             except Exception:  # noqa: BLE001 - a worker must outlive any one job; the outbox keeps it
-                log.exception("delivery bookkeeping failed; the job stays in the outbox",
+                log.exception("delivery failed unexpectedly; the job stays in the outbox",
                               extra={"fields": {"notifier": lane.name, "delivery_id": job.id}})
                 self._abandon(job)
             finally:
@@ -211,10 +222,21 @@ class Dispatcher:
     def _deliver(self, lane: _Lane, job: DeliveryJob) -> None:
         fields = {"notifier": lane.name, "delivery_id": job.id, "alert_id": job.event.alert_id,
                   "action": job.event.action}
-        if self.ledger.delivery_done(job.id):
+        with self._lock:
+            recorded_only = job.id in self._sent_unrecorded
+        if recorded_only:
+            self._record_delivered(job, fields)
+            return
+        try:
+            done = self.ledger.delivery_done(job.id)
+        except Exception as exc:  # noqa: BLE001 - the ledger (Redis) is away: keep the job, try again
+            self._retry_bookkeeping(job, fields, exc)
+            return
+        if done:
             metrics.DELIVERIES.labels(lane.name, "duplicate_skipped").inc()
-            self.ledger.finish_delivery(job.id, "delivered")
-            self._finish(job)
+            with self._lock:
+                self._sent_unrecorded.add(job.id)
+            self._record_delivered(job, fields)
             return
         attempt = job.attempts + 1
         error: BaseException | None = None
@@ -235,10 +257,11 @@ class Dispatcher:
         metrics.NOTIFIER_CALLS.labels(lane.name, outcome).inc()
 
         if error is None:
-            self.ledger.finish_delivery(job.id, "delivered")
             metrics.DELIVERIES.labels(lane.name, "delivered").inc()
             log.info("notification delivered", extra={"fields": {**fields, "attempt": attempt}})
-            self._finish(job)
+            with self._lock:
+                self._sent_unrecorded.add(job.id)
+            self._record_delivered(job, fields)
             return
         if retryable and attempt < self.retry.max_attempts:
             delay = self.retry.delay_s(attempt)
@@ -248,6 +271,29 @@ class Dispatcher:
             self._schedule_retry(job.model_copy(update={"attempts": attempt}), delay)
             return
         self._dead_letter(job.model_copy(update={"attempts": attempt}), str(error))
+
+    def _record_delivered(self, job: DeliveryJob, fields: Mapping[str, object]) -> None:
+        try:
+            self.ledger.finish_delivery(job.id, "delivered")
+        except Exception as exc:  # noqa: BLE001 - sent already: only the record is retried, never the send
+            self._retry_bookkeeping(job, fields, exc)
+            return
+        with self._lock:
+            self._sent_unrecorded.discard(job.id)
+            self._ledger_failures.pop(job.id, None)
+        self._finish(job)
+
+    def _retry_bookkeeping(self, job: DeliveryJob, fields: Mapping[str, object], error: BaseException) -> None:
+        """The ledger failed (Redis down or restarting). The job stays in memory and is tried again with a
+        short capped backoff for as long as the process lives: a Redis that comes back empty has lost the
+        outbox copy, so this one is the only copy left."""
+        with self._lock:
+            failures = self._ledger_failures[job.id] = self._ledger_failures.get(job.id, 0) + 1
+        metrics.DELIVERIES.labels(job.notifier, "ledger_retry").inc()
+        delay = min(LEDGER_RETRY_MAX_S, LEDGER_RETRY_S * 2 ** (failures - 1))
+        log.warning("delivery ledger unavailable; keeping the delivery and retrying", extra={"fields": {
+            **fields, "failures": failures, "retry_in_s": delay, "error": str(error)}})
+        self._schedule_retry(job, delay)
 
     def _dead_letter(self, job: DeliveryJob, error: str) -> None:
         letter = DeadLetter(delivery_id=job.id, notifier=job.notifier, attempts=job.attempts, error=error,

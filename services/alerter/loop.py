@@ -12,8 +12,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 from pydantic import ValidationError
 
@@ -24,6 +26,39 @@ from .service import AlertService, ScoreInput
 from .store import StateLost
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Consumed:
+    """A consumed score document, parsed but not validated yet, and where it came from."""
+
+    source: str  # 'topic:partition'
+    offset: int
+    doc: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Peek:
+    machine_id: str
+    machine_type: str
+    p_failure: float
+    rul: float | None
+
+
+def peek(doc: Any) -> Peek | None:
+    """What the triage needs from a score document, or None when it is not plainly a score (then the full
+    validation runs and says what is wrong)."""
+    if not isinstance(doc, dict):
+        return None
+    machine_id, machine_type, p, rul = doc.get("machine_id"), doc.get("machine_type"), doc.get("p_failure"), \
+        doc.get("rul")
+    if type(machine_id) is not str or type(machine_type) is not str:
+        return None
+    if not isinstance(p, float | int) or isinstance(p, bool) or not 0.0 <= p <= 1.0:
+        return None
+    if rul is not None and (not isinstance(rul, float | int) or isinstance(rul, bool)):
+        return None
+    return Peek(machine_id, machine_type, float(p), None if rul is None else float(rul))
 
 
 class ScoreLoop:
@@ -118,19 +153,43 @@ class ScoreLoop:
             "alerts": report.alerts, "recorded_events_applied": report.recorded_applied,
             "seconds": round(report.seconds, 3)}})
 
-    def _apply(self, items: list[ScoreInput]) -> None:
+    def _apply(self, consumed: list[Consumed]) -> None:
         guarded = self.rebuilder is not None
         try:
-            self.service.handle_scores(items, require_loaded=guarded)
+            self.service.handle_scores(self._triage(consumed, guarded), require_loaded=guarded)
         except StateLost as lost:
             if not guarded:
                 raise
             self.rebuild(lost.sources)
-            self.service.handle_scores(items, require_loaded=True)
+            self.service.handle_scores(self._triage(consumed, True), require_loaded=True)
+
+    def _triage(self, consumed: list[Consumed], require_loaded: bool) -> list[ScoreInput]:
+        """The scores that need the policy, fully validated, in consumption order (see needs_policy)."""
+        peeked = [(c, peek(c.doc)) for c in consumed]
+        at_a_glance = [(c, p) for c, p in peeked if p is not None]
+        keep = self.service.needs_policy([p for _, p in at_a_glance], sorted({c.source for c in consumed}),
+                                         require_loaded=require_loaded)
+        wanted = {id(c) for (c, _), k in zip(at_a_glance, keep, strict=True) if k}
+        items: list[ScoreInput] = []
+        invalid = 0
+        for c, p in peeked:
+            if p is not None and id(c) not in wanted:
+                continue
+            try:
+                score = RiskScore.model_validate(c.doc)
+            except ValidationError as exc:
+                invalid += 1
+                log.warning("skipping an invalid risk score", extra={"fields": {
+                    "source": c.source, "offset": c.offset, "error": exc.errors(include_url=False)[:3]}})
+                continue
+            items.append(ScoreInput(source=c.source, offset=c.offset, score=score))
+        if invalid:
+            metrics.SCORES.labels("invalid").inc(invalid)
+        return items
 
     def process(self, messages: list[Message]) -> None:
         """Apply one consumed batch and commit it; on failure rewind so it is consumed again."""
-        items: list[ScoreInput] = []
+        consumed: list[Consumed] = []
         first: dict[tuple[str, int], int] = {}
         last: dict[tuple[str, int], int] = {}
         invalid = 0
@@ -148,21 +207,20 @@ class ScoreLoop:
             first.setdefault(position, offset)
             last[position] = offset
             try:
-                score = RiskScore.model_validate_json(message.value() or b"")
-            except ValidationError as exc:
+                doc = orjson.loads(message.value() or b"")
+            except orjson.JSONDecodeError as exc:
                 invalid += 1
-                log.warning("skipping an invalid risk score", extra={"fields": {
-                    "topic": topic, "partition": partition, "offset": offset,
-                    "error": exc.errors(include_url=False)[:3]}})
+                log.warning("skipping a risk score that is not JSON", extra={"fields": {
+                    "topic": topic, "partition": partition, "offset": offset, "error": str(exc)}})
                 continue
-            items.append(ScoreInput(source=f"{topic}:{partition}", offset=offset, score=score))
+            consumed.append(Consumed(f"{topic}:{partition}", offset, doc))
         if invalid:
             metrics.SCORES.labels("invalid").inc(invalid)
         if not last:
             return
         try:
             with metrics.BATCH_SECONDS.time():
-                self._apply(items)
+                self._apply(consumed)
                 self.consumer.commit(
                     offsets=[TopicPartition(t, p, o + 1) for (t, p), o in last.items()], asynchronous=False
                 )

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
@@ -218,7 +218,7 @@ class InvalidTransition(Exception):
 # ---- functions ----------------------------------------------------------------------------------
 
 
-def failure_mode_of(score: RiskScore) -> str:
+def failure_mode_of(score: object) -> str:
     """The failure mode a score is about; scores without one share the mode 'any'."""
     mode = getattr(score, "failure_mode", None) or getattr(score, "mode", None)
     return str(mode) if mode else ANY_MODE
@@ -243,7 +243,22 @@ def alert_id_for(dedup_key: str, incident: int, opened_ts: int) -> str:
     return hashlib.sha256(f"{dedup_key}|{incident}|{opened_ts}".encode()).hexdigest()[:20]
 
 
-def classify(policy: Policy, score: RiskScore) -> Level:
+class RiskLevels(Protocol):
+    """What classifying a score needs: a RiskScore, or the triage's peek at a raw one."""
+
+    @property
+    def p_failure(self) -> float: ...
+    @property
+    def rul(self) -> float | None: ...
+
+
+def at_rest(tracker: Tracker | None) -> bool:
+    """A key whose non-high scores change nothing but ``last_ts``: never seen, or idle with no high counted.
+    (``on_score`` keeps such a key idle with ``high_count`` 0 on any non-high score.)"""
+    return tracker is None or (tracker.status == "idle" and tracker.high_count == 0)
+
+
+def classify(policy: Policy, score: RiskLevels) -> Level:
     p_high = policy.enter_p is not None and score.p_failure >= policy.enter_p
     rul_high = policy.rul_enter is not None and score.rul is not None and score.rul <= policy.rul_enter
     if p_high or rul_high:

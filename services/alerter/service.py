@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from forewarn.kafka import KafkaUnavailable
 from forewarn.schemas import RiskScore
@@ -30,6 +31,7 @@ from .policy import (
     Policy,
     PolicyBook,
     apply_feedback,
+    classify,
     dedup_key_for,
     failure_mode_of,
     new_tracker,
@@ -37,7 +39,7 @@ from .policy import (
     on_tick,
 )
 from .publish import KafkaPublisher
-from .store import AlertStore, Changes, Stored
+from .store import AlertStore, Changes, StateLost, Stored
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,19 @@ class ScoreInput:
     source: str
     offset: int
     score: RiskScore
+
+
+class ScorePeek(Protocol):
+    """The fields of a consumed score the triage reads before deciding whether to validate it fully."""
+
+    @property
+    def machine_id(self) -> str: ...
+    @property
+    def machine_type(self) -> str: ...
+    @property
+    def p_failure(self) -> float: ...
+    @property
+    def rul(self) -> float | None: ...
 
 
 @dataclass(frozen=True)
@@ -139,6 +154,41 @@ class AlertService:
         return len(pending)
 
     # ---- use cases -------------------------------------------------------------------------------
+    def needs_policy(self, scores: Sequence[ScorePeek], sources: Sequence[str], *,
+                     require_loaded: bool = False) -> list[bool]:
+        """Which scores can change anything: the rest are skipped before validation and Redis.
+
+        Nearly every score is a low one of a machine at rest (policy.at_rest), which changes nothing but
+        its key's ``last_ts``. Skipping it leaves ``last_ts`` at the last score that did change something,
+        which matters only to a score arriving out of order: one older than a skipped low is then applied,
+        not ignored as stale, and at rest it changes something only if it is high. High scores and every
+        score of a key not at rest always go through the policy, so every alert decision is unchanged.
+
+        With ``require_loaded``, raises store.StateLost when Redis lost the state of one of ``sources``:
+        an empty Redis would make every key look at rest."""
+        if require_loaded:
+            missing = self.store.missing_loaded(sources)
+            if missing:
+                raise StateLost(missing)
+        # A key leaves rest with its first high score, so from there on within the batch every score of it
+        # is kept: the set read from Redis only knows the state before the batch.
+        restless = self.store.restless_keys()
+        policies = self.policies
+        keep = []
+        for s in scores:
+            key = dedup_key_for(s.machine_id, failure_mode_of(s))
+            if key in restless:
+                keep.append(True)
+            elif classify(policies.for_type(s.machine_type), s) == "high":
+                restless.add(key)
+                keep.append(True)
+            else:
+                keep.append(False)
+        skipped = len(keep) - sum(keep)
+        if skipped:
+            metrics.SCORES.labels("at_rest").inc(skipped)
+        return keep
+
     def handle_scores(self, items: Sequence[ScoreInput], *, require_loaded: bool = False) -> None:
         """Apply a batch of scores; returns once its outputs are durable. With ``require_loaded``, raises
         store.StateLost when Redis lost the state of one of the batch's partitions (nothing is decided)."""

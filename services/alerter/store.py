@@ -19,7 +19,7 @@ import redis
 from redis.exceptions import WatchError
 
 from .events import DeliveryJob, OutMessage
-from .policy import ACTIVE, Alert, Tracker
+from .policy import ACTIVE, Alert, Tracker, at_rest
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +100,16 @@ class AlertStore:
         return f"{self.ns}:active"
 
     @property
+    def restless_key(self) -> str:
+        """Set of the dedup keys not at rest (policy.at_rest): only their non-high scores need the policy."""
+        return f"{self.ns}:restless"
+
+    @property
+    def restless_built_key(self) -> str:
+        """Present once the restless set covers every stored tracker (it is built once per Redis)."""
+        return f"{self.ns}:restless:built"
+
+    @property
     def messages_key(self) -> str:
         return f"{self.ns}:outbox:messages"
 
@@ -142,6 +152,31 @@ class AlertStore:
         for source in wanted:
             pipe.exists(self.loaded_key(source))
         return [source for source, present in zip(wanted, pipe.execute(), strict=True) if not present]
+
+    def restless_keys(self) -> set[str]:
+        """The dedup keys not at rest. Builds the set from the stored trackers when Redis has none yet (a
+        store written before the set existed, or Redis restarted empty; then there is nothing to scan)."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.exists(self.restless_built_key)
+        pipe.smembers(self.restless_key)
+        built, members = pipe.execute()
+        if built:
+            return set(members)
+        restless = set()
+        prefix = self.state_key("")
+        for state_key in self.redis.scan_iter(match=f"{prefix}*", count=1000):
+            status, high_count = self.redis.hmget(state_key, "status", "high_count")
+            if status is None:
+                continue
+            if orjson.loads(status) != "idle" or int(orjson.loads(high_count or "0")) != 0:
+                restless.add(state_key[len(prefix):])
+        pipe = self.redis.pipeline(transaction=True)
+        if restless:
+            pipe.sadd(self.restless_key, *restless)
+        pipe.set(self.restless_built_key, "1")
+        pipe.execute()
+        log.info("built the set of dedup keys not at rest", extra={"fields": {"keys": len(restless)}})
+        return restless | set(members)
 
     def active_keys(self) -> list[str]:
         return sorted(self.redis.smembers(self.active_key))
@@ -199,6 +234,10 @@ class AlertStore:
                 pipe.sadd(self.active_key, dedup_key)
             else:
                 pipe.srem(self.active_key, dedup_key)
+            if at_rest(tracker):
+                pipe.srem(self.restless_key, dedup_key)
+            else:
+                pipe.sadd(self.restless_key, dedup_key)
         for alert in changes.alerts.values():
             expire = None if alert.active else self.alert_retention_s
             pipe.set(self.alert_key(alert.id), alert.model_dump_json(), ex=expire)

@@ -8,6 +8,7 @@ session so a kill reaches the whole service, as a container runtime would.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -86,6 +87,15 @@ class ServiceProcess:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return "(no log)"
+
+    def grep(self, pattern: str, lines: int = 20) -> str:
+        """The last ``lines`` log lines matching the regular expression ``pattern``."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return "(no log)"
+        found = [line for line in text.splitlines() if re.search(pattern, line)]
+        return "\n".join(found[-lines:]) or "(none)"
 
 
 @dataclass

@@ -373,13 +373,13 @@ class Run:
 
 
 def wait_until(what: str, check: Callable[[], bool], timeout_s: float, run: Run | None = None,
-               step_s: float = 0.25) -> float:
+               step_s: float = 0.25, explain: Callable[[], str] | None = None) -> float:
     started = time.monotonic()
     while not check():
         if run is not None:
             run.alive()
         if time.monotonic() - started > timeout_s:
-            pytest.fail(f"{what}: not within {timeout_s:.0f}s")
+            pytest.fail(f"{what}: not within {timeout_s:.0f}s" + (f"; {explain()}" if explain else ""))
         time.sleep(step_s)
     return time.monotonic() - started
 
@@ -531,9 +531,13 @@ def test_fault_during_a_steady_stream_costs_nothing(
         per_reading, last = expected_features(stored)
         triggered, resolved = expected_alerts(per_reading, booster)
         assert triggered and resolved, "the stream opened no incident: nothing tested about alerts"
-        wait_until("every expected page and resolve", lambda: (
-            {a for a in alert_ids(run.pd, "trigger")} >= triggered and
-            {a for a in alert_ids(run.pd, "resolve")} >= resolved), 120, run, 0.5)
+        def missing_pages() -> dict[str, list[str]]:
+            return {"trigger": sorted(triggered - set(alert_ids(run.pd, "trigger"))),
+                    "resolve": sorted(resolved - set(alert_ids(run.pd, "resolve")))}
+
+        wait_until("every expected page and resolve", lambda: not any(missing_pages().values()), 120, run, 0.5,
+                   explain=lambda: f"missing {missing_pages()}; the alerter's warnings:\n"
+                                   + run.pipeline["alerter"].grep(r'"level":"(warning|error)"', 30))
         time.sleep(3)  # anything extra (a second page) would arrive now
         vectors = read_vectors(run)
         alert_events = [orjson.loads(m.value()) for m in kafka.read_all(run.kafka, run.topic(topics.ALERTS))]

@@ -205,7 +205,7 @@ def test_flapping_scores_page_once_and_resolve_once_per_incident(env: Env) -> No
                 machine_type="turbofan")
     alerter = bootstrap(env.settings())
     with Running(alerter) as running:
-        assert env.pd.wait_for(lambda events: count(events, "resolve") >= 4)
+        assert env.pd.wait_for(lambda events: count(events, "resolve") >= 4), env.pd.incidents()
         running.settle()
         alert_events = env.read(topics.ALERTS, until=lambda r: len(r) >= 8, settle_s=1.0)
 

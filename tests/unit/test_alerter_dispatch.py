@@ -194,3 +194,51 @@ def test_one_alerts_deliveries_keep_their_order_through_retries() -> None:
     assert [a for m, a in pd.actions if m == "m1"] == ["trigger", "resolve"]
     assert [a for m, a in pd.actions if m == "m2"] == ["trigger", "resolve"]
     assert pd.actions.index(("m2", "resolve")) < pd.actions.index(("m1", "resolve"))  # m1 did not hold up m2
+
+
+class FlakyLedger(FakeLedger):
+    """Redis going away: the first ``outage`` calls of the named kind raise, then it works (empty or not)."""
+
+    def __init__(self, fail_done: int = 0, fail_finish: int = 0) -> None:
+        super().__init__()
+        self.fail_done, self.fail_finish = fail_done, fail_finish
+
+    def delivery_done(self, delivery_id: str) -> bool:
+        if self.fail_done:
+            self.fail_done -= 1
+            raise ConnectionError("Redis is restarting")
+        return super().delivery_done(delivery_id)
+
+    def finish_delivery(self, delivery_id: str, result: str) -> None:
+        if self.fail_finish:
+            self.fail_finish -= 1
+            raise ConnectionError("Redis is restarting")
+        super().finish_delivery(delivery_id, result)
+
+
+def test_a_ledger_outage_before_sending_keeps_the_job_and_sends_it_once() -> None:
+    pd = FakeNotifier("pagerduty")
+    ledger, dlq = FlakyLedger(fail_done=3), FakeDeadLetters()
+    dispatcher = Dispatcher({"pagerduty": pd}, ledger, dlq, retry=RetryPolicy(max_attempts=2, backoff_s=0.01))
+    dispatcher.start()
+    try:
+        one = job("m1", "pagerduty")
+        dispatcher.submit([one])
+        assert wait(lambda: dispatcher.idle() and one.id in ledger.done)
+        assert pd.sent == ["m1"] and dlq.letters == []
+    finally:
+        dispatcher.stop()
+
+
+def test_a_ledger_outage_after_sending_records_it_without_sending_again() -> None:
+    pd = FakeNotifier("pagerduty")
+    ledger, dlq = FlakyLedger(fail_finish=4), FakeDeadLetters()
+    dispatcher = Dispatcher({"pagerduty": pd}, ledger, dlq)
+    dispatcher.start()
+    try:
+        first, second = job("m1", "pagerduty"), job("m1", "pagerduty", "resolve", revision=2)
+        dispatcher.submit([first, second])
+        assert wait(lambda: dispatcher.idle() and {first.id, second.id} <= set(ledger.done))
+        assert pd.actions == [("m1", "trigger"), ("m1", "resolve")]  # each once, in order
+    finally:
+        dispatcher.stop()
