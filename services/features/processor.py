@@ -135,7 +135,10 @@ class FeatureProcessor:
         out.duplicates += int(result.duplicate.sum())
         accepted_rows = np.flatnonzero(result.accepted)
         out.accepted += len(accepted_rows)
-        if not emit or not len(accepted_rows):
+        if not len(accepted_rows):
+            return
+        self._remember_latest(machine_type, readings, ids, ts, accepted_rows, result.features)
+        if not emit:  # a replay still leaves the newest vectors for the online store (see app.restore)
             return
         self._collect(machine_type, engine.feature_names, readings, ids, ts, partitions, accepted_rows,
                       result.features, out)
@@ -160,15 +163,18 @@ class FeatureProcessor:
             self.machines_of.setdefault(partition, {}).update(dict.fromkeys(members, machine_type))
             self.dirty.setdefault(partition, set()).update(members)
 
-    def _collect(self, machine_type: str, names: list[str], readings: list[dict], ids: list[str], ts: np.ndarray,
-                 partitions: np.ndarray, accepted_rows: np.ndarray, features: np.ndarray, out: BatchOutput) -> None:
+    def _remember_latest(self, machine_type: str, readings: list[dict], ids: list[str], ts: np.ndarray,
+                         accepted_rows: np.ndarray, features: np.ndarray) -> None:
+        """The newest vector of each machine in this batch (later rows win), for the online store."""
         accepted = accepted_rows.tolist()
-        # The newest vector of each machine in this batch (later rows win), for the online store.
         last_position = {ids[row]: position for position, row in enumerate(accepted)}
         for machine_id, position in last_position.items():
             row = accepted[position]
             self.latest[machine_id] = _Latest(machine_type, int(ts[row]), features[position],
                                               readings[row].get("site"))
+
+    def _collect(self, machine_type: str, names: list[str], readings: list[dict], ids: list[str], ts: np.ndarray,
+                 partitions: np.ndarray, accepted_rows: np.ndarray, features: np.ndarray, out: BatchOutput) -> None:
         emitted = self._emitted(names, ts[accepted_rows], features)
         accepted_partitions = partitions[accepted_rows]
         for partition in np.unique(accepted_partitions[emitted]).tolist():

@@ -103,3 +103,21 @@ def test_only_json_numbers_count_whatever_the_rest_of_the_batch() -> None:
     with_text = processor._values([odd, {**odd, "values": {"temperature": "x"}}], sensors)
     assert np.isnan(alone[0, :2]).all() and alone[0, 2] == 3.0
     assert np.array_equal(alone[0], with_text[0], equal_nan=True)
+
+
+def test_a_replay_leaves_the_newest_vectors_for_the_online_store() -> None:
+    # The online store is written every online_flush_s, so a crash can lose a write whose readings were
+    # already committed; the restart's replay (emit=False) must hand those vectors back.
+    config = load_asset_config("plant")
+    stream = records(60)
+    live = FeatureProcessor(config)
+    live.process(stream)
+    expected = {m: (latest.ts, latest.row) for m, latest in live.latest.items()}
+
+    replayed = FeatureProcessor(config)
+    out = replayed.process(stream, emit=False)
+    assert out.blocks == {}
+    got = {m: (latest.ts, latest.row) for m, latest in replayed.latest.items()}
+    assert set(got) == set(expected) == {"m0", "m1", "m2"}
+    for machine_id, (ts, row) in expected.items():
+        assert got[machine_id][0] == ts and np.array_equal(got[machine_id][1], row, equal_nan=True)
