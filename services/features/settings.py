@@ -23,7 +23,7 @@ class FeaturesOptions(BaseModel):
         0, ge=0, description="0: publish a vector for every reading; N: at most one per machine per N ms of event time."
     )
     online_flush_s: float = Field(
-        0.5, ge=0, description="How often the newest vector of each machine goes to Redis (0: after every batch). "
+        1.0, ge=0, description="How often the newest vector of each machine goes to Redis (0: after every batch). "
                                "The online store lags the stream by up to this plus one second when it pauses.",
     )
     snapshot_interval_s: float = Field(

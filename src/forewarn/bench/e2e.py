@@ -496,8 +496,8 @@ def _drive(options: E2EOptions, settings: ForewarnSettings, watcher: OutputWatch
     series: list[tuple[float, int, int]] = []
     steps: list[Step] = []
     load_cpu_s: dict[str, float] = {}
-    rates = [options.rate] if not options.find_max else list(
-        np.arange(options.start_rate, options.max_rate + 1, options.step))
+    rates = [options.rate] if not options.find_max else [
+        float(r) for r in np.arange(options.start_rate, options.max_rate + 1, options.step)]
     duration = options.duration_s if not options.find_max else options.step_s
     interval_ms = parse_duration_ms(options.interval)
     event_ms = (int(time.time() * 1000) // 60_000) * 60_000
@@ -526,7 +526,7 @@ def _drive(options: E2EOptions, settings: ForewarnSettings, watcher: OutputWatch
         event_ms = max(event_ms, done.value) + interval_ms
         slope = _lag_growth(series, step_start - t_start, step_end - t_start)
         offered_ok = (sent.value - before) >= 0.95 * rate * duration
-        sustained = offered_ok and slope < 0.02 * rate
+        sustained = bool(offered_ok and slope < 0.02 * rate)
         steps.append(Step(float(rate), step_start - t_start, step_end - t_start, before, sent.value, slope, sustained))
         console.print(f"  produced {sent.value - before:,} ({(sent.value - before) / duration:,.0f}/s), "
                       f"lag now {sent.value - watcher.scored:,}, lag growth {slope:,.0f} readings/s -> "

@@ -69,8 +69,15 @@ def write_result(path: Path, benchmark: str, result: dict[str, Any], started: fl
         "machine": machine_info(),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(document, indent=2) + "\n")
+    path.write_text(json.dumps(document, indent=2, default=_plain) + "\n")
     return document
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars and arrays as JSON numbers, booleans and lists (a measurement may carry them)."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def show_result(document: dict[str, Any], keys: list[str], path: Path) -> None:
