@@ -19,6 +19,7 @@ import orjson
 from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 from pydantic import ValidationError
 
+from forewarn import scores_wire
 from forewarn.schemas import RiskScore
 
 from . import metrics
@@ -33,7 +34,7 @@ class Consumed:
     """A consumed score document, parsed but not validated yet, and where it came from."""
 
     source: str  # 'topic:partition'
-    offset: int
+    offset: int  # scores_wire.position: the Kafka offset and the place in its envelope
     doc: Any
 
 
@@ -180,7 +181,7 @@ class ScoreLoop:
             except ValidationError as exc:
                 invalid += 1
                 log.warning("skipping an invalid risk score", extra={"fields": {
-                    "source": c.source, "offset": c.offset, "error": exc.errors(include_url=False)[:3]}})
+                    "source": c.source, "position": c.offset, "error": exc.errors(include_url=False)[:3]}})
                 continue
             items.append(ScoreInput(source=c.source, offset=c.offset, score=score))
         if invalid:
@@ -207,13 +208,14 @@ class ScoreLoop:
             first.setdefault(position, offset)
             last[position] = offset
             try:
-                doc = orjson.loads(message.value() or b"")
+                docs = scores_wire.decode_value(message.value() or b"")
             except orjson.JSONDecodeError as exc:
                 invalid += 1
                 log.warning("skipping a risk score that is not JSON", extra={"fields": {
                     "topic": topic, "partition": partition, "offset": offset, "error": str(exc)}})
                 continue
-            consumed.append(Consumed(f"{topic}:{partition}", offset, doc))
+            source = f"{topic}:{partition}"
+            consumed.extend(Consumed(source, scores_wire.position(offset, i), doc) for i, doc in enumerate(docs))
         if invalid:
             metrics.SCORES.labels("invalid").inc(invalid)
         if not last:

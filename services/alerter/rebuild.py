@@ -9,9 +9,10 @@ Everything the alerter keeps in Redis is derived from two topics it already has:
   counts from), escalations, and operator feedback. Each such event is applied to the replay right after
   the score it followed (its ``ts`` is the event time of the alert's latest score then).
 
-Nothing is emitted: every decision the replay reaches was published and delivered before its offsets
-were committed. What the replay covers is bounded by ``risk.scores`` retention; older history (incident
-numbers, alerts opened before it) is what that retention keeps.
+Nothing is emitted: every decision the replay reaches was published, and its deliveries handed to the
+dispatcher (which keeps them while Redis is away), before its offsets were committed. What the replay
+covers is bounded by ``risk.scores`` retention; older history (incident numbers, alerts opened before it)
+is what that retention keeps.
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
+import orjson
 from confluent_kafka import TopicPartition
 from pydantic import ValidationError
 
-from forewarn import kafka
+from forewarn import kafka, scores_wire
 from forewarn.schemas import RiskScore
 from forewarn.settings import KafkaSettings
 
@@ -51,7 +53,7 @@ OPERATOR_PREFIX = "operator: "
 @dataclass(frozen=True)
 class ReplayScore:
     source: str  # 'topic:partition'
-    offset: int
+    offset: int  # scores_wire.position
     score: RiskScore
 
 
@@ -206,10 +208,16 @@ class StateRebuilder:
         for batch in read_partitions(self.settings, topic, ends):
             for message in batch:
                 try:
-                    score = RiskScore.model_validate_json(message.value() or b"")
-                except ValidationError:
+                    docs = scores_wire.decode_value(message.value() or b"")
+                except orjson.JSONDecodeError:
                     continue  # the live loop skipped it too
-                yield ReplayScore(f"{topic}:{message.partition()}", message.offset(), score)
+                source = f"{topic}:{message.partition()}"
+                for index, doc in enumerate(docs):
+                    try:
+                        score = RiskScore.model_validate(doc)
+                    except ValidationError:
+                        continue
+                    yield ReplayScore(source, scores_wire.position(message.offset(), index), score)
 
     def rebuild(self, topic: str, ends: Mapping[int, int]) -> RebuildReport:
         """Rebuild the state of ``topic``'s partitions from their start up to ``ends`` (the committed

@@ -58,7 +58,8 @@ class Topics:
 
 @dataclass(frozen=True)
 class ScoreInput:
-    """A consumed score and where it came from (``source`` = 'topic:partition')."""
+    """A consumed score and where it came from (``source`` = 'topic:partition', ``offset`` its
+    scores_wire.position there)."""
 
     source: str
     offset: int

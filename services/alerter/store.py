@@ -164,12 +164,17 @@ class AlertStore:
             return set(members)
         restless = set()
         prefix = self.state_key("")
-        for state_key in self.redis.scan_iter(match=f"{prefix}*", count=1000):
-            status, high_count = self.redis.hmget(state_key, "status", "high_count")
-            if status is None:
-                continue
-            if orjson.loads(status) != "idle" or int(orjson.loads(high_count or "0")) != 0:
-                restless.add(state_key[len(prefix):])
+        state_keys = list(self.redis.scan_iter(match=f"{prefix}*", count=1000))
+        for start in range(0, len(state_keys), 1000):
+            chunk = state_keys[start:start + 1000]
+            pipe = self.redis.pipeline(transaction=False)
+            for state_key in chunk:
+                pipe.hmget(state_key, "status", "high_count")
+            for state_key, (status, high_count) in zip(chunk, pipe.execute(), strict=True):
+                if status is None:
+                    continue
+                if orjson.loads(status) != "idle" or int(orjson.loads(high_count or "0")) != 0:
+                    restless.add(state_key[len(prefix):])
         pipe = self.redis.pipeline(transaction=True)
         if restless:
             pipe.sadd(self.restless_key, *restless)

@@ -276,7 +276,9 @@ def flush_online(runtime: Runtime) -> None:
     grouped = runtime.processor.take_latest()
     try:
         for machine_type, items in grouped.items():
-            rows = {machine_id: OnlineRow(machine_type, latest.ts, latest.row, latest.site)
+            # A copy: ``latest.row`` is a view into its whole batch's matrix, and a machine that goes quiet
+            # would keep that matrix (megabytes) alive for as long as this worker holds the machine.
+            rows = {machine_id: OnlineRow(machine_type, latest.ts, latest.row.copy(), latest.site)
                     for machine_id, latest in items}
             write_online(runtime, machine_type, rows)
     except redis.RedisError as exc:

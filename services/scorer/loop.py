@@ -13,7 +13,7 @@ import time
 from confluent_kafka import KafkaException
 from prometheus_client import Counter, Gauge, Histogram
 
-from forewarn import kafka, topics, vector_codec
+from forewarn import kafka, scores_wire, topics, vector_codec
 from forewarn.services.scorer.model_watch import ModelHolder
 from forewarn.services.scorer.scoring import EvidenceCache, ScoredBlock, score_block
 from forewarn.services.scorer.settings import ScorerSettings
@@ -37,6 +37,7 @@ class ScoreLoop:
         self.stop = threading.Event()
         self.batches = 0
         self.evidence = EvidenceCache(settings.scorer.explain_refresh_ms)
+        self._out_partitions: int | None = None
 
     def run(self) -> None:
         opts = self.settings.scorer
@@ -59,6 +60,26 @@ class ScoreLoop:
         finally:
             consumer.close()
 
+    def _partitions(self, producer, topic: str) -> int:  # type: ignore[no-untyped-def]
+        """Partitions of the output topic, looked up once (a broker restarting: retried for 60 s)."""
+        deadline = time.monotonic() + 60
+        while self._out_partitions is None:
+            problem = ""
+            try:
+                metadata = producer.list_topics(topic, timeout=10).topics[topic]
+                if metadata.error is None and metadata.partitions:
+                    self._out_partitions = len(metadata.partitions)
+                    break
+                problem = str(metadata.error)
+            except KafkaException as exc:
+                problem = str(exc)
+            if time.monotonic() > deadline or self.stop.is_set():
+                raise DeliveryFailed(f"{topic} is not available ({problem}); create it (forewarn stack up creates "
+                                     "the topics) or check the broker; not committing")
+            log.warning("waiting for %s (%s)", topic, problem)
+            self.stop.wait(1.0)
+        return self._out_partitions
+
     @staticmethod
     def _commit(consumer) -> None:  # type: ignore[no-untyped-def]
         """Commit what was scored and delivered. A failed commit (broker restarting, group rebalancing,
@@ -74,7 +95,7 @@ class ScoreLoop:
         bundle = self.holder.current  # one model for the whole batch
         assert bundle is not None
         opts = self.settings.scorer
-        blocks: list[ScoredBlock] = []
+        blocks: list[tuple[int, ScoredBlock]] = []
         for message in messages:
             if message.error():
                 if message.error().fatal():
@@ -90,8 +111,8 @@ class ScoreLoop:
                 log.error("undecodable feature block: %s", exc, extra={"fields": {
                     "topic": message.topic(), "partition": message.partition(), "offset": message.offset()}})
                 continue
-            blocks.append(score_block(bundle, block, explain_above=opts.explain_above, top_k=opts.top_k,
-                                      evidence=self.evidence))
+            blocks.append((message.partition(), score_block(bundle, block, explain_above=opts.explain_above,
+                                                            top_k=opts.top_k, evidence=self.evidence)))
         errors: list[str] = []
 
         def on_delivery(err, _msg) -> None:  # type: ignore[no-untyped-def]
@@ -99,10 +120,13 @@ class ScoreLoop:
                 errors.append(str(err))
 
         scored = 0
-        for scores in blocks:
-            # One JSON object per score, keyed by machine (the alerter's wire format), encoded per column.
-            for key, value in zip(scores.machine_ids, scores.payloads(), strict=True):
-                producer.produce(out_topic, key=key, value=value, on_delivery=on_delivery)
+        out_partitions = self._partitions(producer, out_topic)
+        for source_partition, scores in blocks:
+            # Envelopes (forewarn.scores_wire) to the partition of the block's readings, so each machine's
+            # scores stay in one partition, in order; a topic with fewer partitions folds them together.
+            for value in scores_wire.envelopes(scores.payloads()):
+                producer.produce(out_topic, value=value, partition=source_partition % out_partitions,
+                                 on_delivery=on_delivery)
                 producer.poll(0)
             scored += len(scores)
         remaining = producer.flush(30)

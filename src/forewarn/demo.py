@@ -29,7 +29,7 @@ from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
 
-from forewarn import kafka, topics
+from forewarn import kafka, scores_wire, topics
 from forewarn.errors import UserError
 from forewarn.stack.process import free_port, port_in_use
 
@@ -162,14 +162,15 @@ class LiveView:
         for message in messages:
             if message.error():
                 continue
-            value = orjson.loads(message.value())
             if message.topic() == alerts_topic:
+                value = orjson.loads(message.value())
                 self.alerts.append(f"{value.get('state', '?'):>12}  {value.get('machine_id', '?')}  "
                                    f"risk {value.get('risk', value.get('p_failure', 0)) or 0:.2f}  "
                                    f"{(value.get('reason') or '')[:70]}")
             else:
-                self.scores += 1
-                self.latest[value["machine_id"]] = value
+                for score in scores_wire.decode_value(message.value()):
+                    self.scores += 1
+                    self.latest[score["machine_id"]] = score
 
 
 def run_demo(options: DemoOptions, console: Console) -> None:

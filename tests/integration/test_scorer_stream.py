@@ -7,10 +7,10 @@ import time
 
 import lightgbm as lgb
 import numpy as np
-import orjson
 
 from forewarn import kafka, topics
 from forewarn.model_bundle import log_bundle
+from forewarn.scores_wire import decode_value
 from forewarn.services.scorer.loop import ScoreLoop
 from forewarn.services.scorer.model_watch import ModelHolder
 from forewarn.services.scorer.settings import ScorerOptions, ScorerSettings
@@ -52,7 +52,7 @@ def _collect(settings: ScorerSettings, uid: str, want: int, timeout_s: float = 6
     scores: list[dict] = []
     deadline = time.monotonic() + timeout_s
     while len(scores) < want and time.monotonic() < deadline:
-        scores += [orjson.loads(m.value()) for m in consumer.consume(1000, timeout=0.5) if not m.error()]
+        scores += [s for m in consumer.consume(1000, timeout=0.5) if not m.error() for s in decode_value(m.value())]
     consumer.close()
     return scores
 

@@ -103,7 +103,8 @@ class PageCounter:
     """A loopback endpoint that speaks enough of Slack's webhook and PagerDuty Events v2 to count pages."""
 
     def __init__(self) -> None:
-        self.triggers: Counter[str] = Counter()  # PagerDuty dedup_key -> triggers
+        self.triggers: Counter[str] = Counter()  # PagerDuty dedup_key -> triggers (escalations aside)
+        self.escalations = 0
         self.slack = 0
         counter = self
 
@@ -113,7 +114,13 @@ class PageCounter:
                 if self.path.startswith("/pagerduty"):
                     event = orjson.loads(body)
                     if event.get("event_action") == "trigger":
-                        counter.triggers[str(event.get("dedup_key"))] += 1
+                        # An escalation re-sends trigger under the same dedup key on purpose (PagerDuty
+                        # updates the open incident); only level 0 is a page.
+                        details = (event.get("payload") or {}).get("custom_details") or {}
+                        if details.get("escalation_level", 0):
+                            counter.escalations += 1
+                        else:
+                            counter.triggers[str(event.get("dedup_key"))] += 1
                     reply, status = b'{"status":"success","message":"Event processed"}', 202
                 else:
                     counter.slack += 1
@@ -467,6 +474,7 @@ def run_e2e_bench(options: E2EOptions, console: Console) -> dict[str, Any]:
         "ratio": round(result["readings_per_s"] / baseline["limit_readings_per_s"], 4),
         "baseline": baseline,
         "pages": sum(page_triggers.values()),
+        "escalations": pages.escalations,
         "incidents": len(incidents),
         "duplicate_pages": duplicate_pages,
         "lost_pages": lost_pages,

@@ -1,0 +1,48 @@
+"""How scores travel on ``risk.scores``: one score per message, or an envelope of many.
+
+A message value is either one score (a JSON object, the format of ``forewarn.schemas.RiskScore``) or an
+envelope: a JSON array of scores. The scorer writes envelopes, one or more per feature block, to the
+partition of the block's readings, so a machine's scores stay in one partition and in order. Other
+producers (tests, a plant's own model) may write single scores keyed by machine id.
+
+Envelopes exist for the same reason as on ``sensor.readings``: the broker, the producer and every consumer
+pay a fixed cost per Kafka message, and at tens of thousands of scores a second that cost was larger than
+the alerter's work on a score (measured in docs/BENCHMARKS.md).
+
+Consumers that remember what they applied (the alerter) need one position per score, not per message:
+``position(offset, index)`` orders scores by offset, then by their place in the envelope.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+MAX_ENVELOPE_BYTES = 512_000  # well below Kafka's default 1 MB message limit
+INDEX_BITS = 20  # scores per envelope < 2**20; an envelope of MAX_ENVELOPE_BYTES holds at most a few thousand
+
+
+def envelopes(payloads: list[bytes], max_bytes: int = MAX_ENVELOPE_BYTES) -> list[bytes]:
+    """Encoded scores -> JSON arrays of at most ``max_bytes`` (a single larger score travels alone), in order."""
+    out: list[bytes] = []
+    start, size = 0, 2
+    for i, payload in enumerate(payloads):
+        if (size + len(payload) + 1 > max_bytes or i - start >= 1 << INDEX_BITS) and i > start:
+            out.append(b"[" + b",".join(payloads[start:i]) + b"]")
+            start, size = i, 2
+        size += len(payload) + 1
+    if start < len(payloads):
+        out.append(b"[" + b",".join(payloads[start:]) + b"]")
+    return out
+
+
+def decode_value(raw: bytes) -> list[Any]:
+    """The score documents in a message value (one or many), not validated. Raises orjson.JSONDecodeError."""
+    value = orjson.loads(raw)
+    return value if isinstance(value, list) else [value]
+
+
+def position(offset: int, index: int) -> int:
+    """A score's place in its partition: comparable across messages and within an envelope."""
+    return (offset << INDEX_BITS) | index
