@@ -46,6 +46,7 @@ from rich.console import Console
 from forewarn import kafka, topics
 from forewarn.settings import ForewarnSettings, KafkaSettings
 
+BENCH_TOPIC_CONFIG = {"retention.ms": str(5 * 60_000), "segment.bytes": str(64 * 2**20)}
 HORIZON = "12h"
 HORIZON_MS = 12 * 3_600_000
 
@@ -396,8 +397,6 @@ class Step:
 
 
 def run_e2e_bench(options: E2EOptions, console: Console) -> dict[str, Any]:
-    from forewarn.assets import load_asset_config
-    from forewarn.localrun import LocalPipeline
     from forewarn.stack.manager import LocalStack
 
     stack = LocalStack(report=lambda msg: console.print(f"[dim]stack[/dim] {msg}"))
@@ -407,7 +406,23 @@ def run_e2e_bench(options: E2EOptions, console: Console) -> dict[str, Any]:
     base = stack.settings
     kafka_settings = base.kafka.model_copy(update={"topic_prefix": prefix, "topic_partitions": options.partitions})
     settings = base.model_copy(update={"kafka": kafka_settings})
-    stack.ensure_topics([prefix + t for t in (*topics.ALL, "bare")], partitions=options.partitions)
+    bench_topics = [prefix + t for t in (*topics.ALL, "bare")]
+    # A soak writes tens of GB (vectors are ~100 float64 each): keep only minutes of it, in segments small
+    # enough to be deleted, and drop the topics at the end. Nothing here re-reads old data.
+    stack.ensure_topics(bench_topics, partitions=options.partitions, config=BENCH_TOPIC_CONFIG)
+    try:
+        return _run(options, console, stack, uid, prefix, settings)
+    finally:
+        # faust's own topic for the features app (named after its app id, below) goes too
+        stack.delete_topics([*bench_topics, f"bench-e2e-features-{uid}-__assignor-__leader"])
+
+
+def _run(options: E2EOptions, console: Console, stack: Any, uid: str, prefix: str,
+         settings: ForewarnSettings) -> dict[str, Any]:
+    from forewarn.assets import load_asset_config
+    from forewarn.localrun import LocalPipeline
+
+    kafka_settings = settings.kafka
     workdir = options.workdir / uid
     workdir.mkdir(parents=True, exist_ok=True)
     model_name = train_champion(settings, f"bench-e2e-{uid}", workdir, console)

@@ -94,7 +94,9 @@ class LocalStack:
     def status_json(self) -> dict[str, dict[str, object]]:
         return {name: asdict(state) for name, state in self.status().items()}
 
-    def ensure_topics(self, names: Iterable[str], partitions: int | None = None) -> None:
+    def ensure_topics(self, names: Iterable[str], partitions: int | None = None,
+                      config: dict[str, str] | None = None) -> None:
+        """Create the topics that do not exist yet (``config``: topic-level settings for those)."""
         from confluent_kafka.admin import AdminClient, NewTopic
 
         kafka = self.settings.kafka
@@ -102,7 +104,7 @@ class LocalStack:
         existing = set(admin.list_topics(timeout=10).topics)
         wanted = [
             NewTopic(kafka.topic(name), num_partitions=partitions or kafka.topic_partitions,
-                     replication_factor=kafka.replication_factor)
+                     replication_factor=kafka.replication_factor, config=dict(config or {}))
             for name in names
             if kafka.topic(name) not in existing
         ]
@@ -115,6 +117,19 @@ class LocalStack:
                 if "TOPIC_ALREADY_EXISTS" not in str(exc):
                     raise UserError(f"could not create topic {name}: {exc}") from exc
         self.report(f"topics ready: {', '.join(t.topic for t in wanted)}")
+
+    def delete_topics(self, names: Iterable[str]) -> None:
+        """Delete topics (the settings' prefix added as in ensure_topics); missing ones are ignored."""
+        from confluent_kafka.admin import AdminClient
+
+        kafka = self.settings.kafka
+        admin = AdminClient({"bootstrap.servers": self.components["kafka"].address})
+        for name, future in admin.delete_topics([kafka.topic(n) for n in names], operation_timeout=30).items():
+            try:
+                future.result(timeout=60)
+            except Exception as exc:  # noqa: BLE001 - already gone is fine
+                if "UNKNOWN_TOPIC" not in str(exc):
+                    self.report(f"could not delete topic {name}: {exc}")
 
     def _check_ports_free(self, component: Component) -> None:
         for port, setting in component.ports.items():
