@@ -415,6 +415,17 @@ def run_e2e_bench(options: E2EOptions, console: Console) -> dict[str, Any]:
     finally:
         # faust's own topic for the features app (named after its app id, below) goes too
         stack.delete_topics([*bench_topics, f"bench-e2e-features-{uid}-__assignor-__leader"])
+        _delete_redis_keys(settings.redis.url, f"bench-e2e-{uid}:")
+
+
+def _delete_redis_keys(url: str, prefix: str) -> None:
+    """The run's online store, snapshots and alerter state (its own key prefix)."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    keys = list(client.scan_iter(match=f"{prefix}*", count=5000))
+    for start in range(0, len(keys), 5000):
+        client.delete(*keys[start:start + 5000])
 
 
 def _run(options: E2EOptions, console: Console, stack: Any, uid: str, prefix: str,
