@@ -167,14 +167,12 @@ class ScoreLoop:
     def _triage(self, consumed: list[Consumed], require_loaded: bool) -> list[ScoreInput]:
         """The scores that need the policy, fully validated, in consumption order (see needs_policy)."""
         peeked = [(c, peek(c.doc)) for c in consumed]
-        at_a_glance = [(c, p) for c, p in peeked if p is not None]
-        keep = self.service.needs_policy([p for _, p in at_a_glance], sorted({c.source for c in consumed}),
-                                         require_loaded=require_loaded)
-        wanted = {id(c) for (c, _), k in zip(at_a_glance, keep, strict=True) if k}
+        keep = iter(self.service.needs_policy([p for _, p in peeked if p is not None],
+                                              sorted({c.source for c in consumed}), require_loaded=require_loaded))
         items: list[ScoreInput] = []
         invalid = 0
         for c, p in peeked:
-            if p is not None and id(c) not in wanted:
+            if p is not None and not next(keep):  # unpeekable documents go to the full validation
                 continue
             try:
                 score = RiskScore.model_validate(c.doc)
