@@ -44,6 +44,7 @@ import psutil
 from rich.console import Console
 
 from forewarn import kafka, topics
+from forewarn.bench.timeline import Timeline, slowest_window
 from forewarn.settings import ForewarnSettings, KafkaSettings
 
 BENCH_TOPIC_CONFIG = {"retention.ms": str(5 * 60_000), "segment.bytes": str(64 * 2**20)}
@@ -450,6 +451,7 @@ def _run(options: E2EOptions, console: Console, stack: Any, uid: str, prefix: st
     book = load_policy_book()
     enter_p = min(book.for_type(t).enter_p or 1.0 for t in load_asset_config("plant").machine_types)
     meter = ProcessMeter()
+    timeline = Timeline(settings.redis.url, {})
     with PageCounter() as pages:
         env = {
             "FOREWARN_KAFKA__TOPIC_PREFIX": prefix,
@@ -474,15 +476,20 @@ def _run(options: E2EOptions, console: Console, stack: Any, uid: str, prefix: st
             console.print(f"services ready: {ready}")
             for name in services:
                 meter.watch(name, pipeline[name].proc.pid)  # type: ignore[union-attr]
+                timeline.watch(name, pipeline[name].proc.pid)  # type: ignore[union-attr]
+                timeline.metrics_urls[name] = f"{pipeline[name].url}/metrics"
             for name, state in stack.status().items():
                 if name in ("kafka", "redis") and state.pid:
                     meter.watch(name, state.pid)
+                    timeline.watch(name, state.pid)
             meter.watch("bench", os.getpid(), children=False)  # the services are its children
+            timeline.watch("bench", os.getpid(), alone=True)
             watcher.start()
-            result = _drive(options, settings, watcher, meter, pipeline, console)
+            result = _drive(options, settings, watcher, meter, timeline, pipeline, console)
         finally:
             watcher.stop.set()
             pipeline.stop()
+            timeline.close()
         time.sleep(0.5)
         page_triggers = dict(pages.triggers)
     if watcher.error:
@@ -522,7 +529,7 @@ def _event(alert: dict[str, Any]) -> Any:
 
 
 def _drive(options: E2EOptions, settings: ForewarnSettings, watcher: OutputWatcher, meter: ProcessMeter,
-           pipeline: Any, console: Console) -> dict[str, Any]:
+           timeline: Timeline, pipeline: Any, console: Console) -> dict[str, Any]:
     from forewarn.assets import parse_duration_ms
 
     spawn = multiprocessing.get_context("spawn")
@@ -544,6 +551,7 @@ def _drive(options: E2EOptions, settings: ForewarnSettings, watcher: OutputWatch
             options.interval, float(rate), duration, event_ms, options.seed, sent, done, load_cpu), daemon=True)
         step_start = time.monotonic()
         load.start()
+        timeline.watch("load", load.pid, alone=True)  # type: ignore[arg-type]
         console.print(f"offering {rate:,.0f} readings/s for {duration:.0f} s "
                       f"({options.machines} machines, one reading per machine every "
                       f"{options.machines / rate * 1000:.0f} ms of wall time)")
@@ -551,6 +559,7 @@ def _drive(options: E2EOptions, settings: ForewarnSettings, watcher: OutputWatch
             time.sleep(1.0)
             meter.sample()
             series.append((time.monotonic() - t_start, sent.value, watcher.scored))
+            timeline.sample(series[-1][0], lag=sent.value - watcher.scored)
             for name in ("features", "scorer", "alerter"):
                 if not pipeline[name].alive():
                     raise RuntimeError(f"{name} died during the run; see {pipeline[name].log_path}")
@@ -575,6 +584,7 @@ def _drive(options: E2EOptions, settings: ForewarnSettings, watcher: OutputWatch
         time.sleep(1.0)
         meter.sample()
         series.append((time.monotonic() - t_start, produced, watcher.scored))
+        timeline.sample(series[-1][0], lag=produced - watcher.scored)
         quiet = quiet + 1 if watcher.scored == last else 0
         last = watcher.scored
     drained_at = time.monotonic() - t_start
@@ -629,4 +639,7 @@ def _drive(options: E2EOptions, settings: ForewarnSettings, watcher: OutputWatch
         "rss_mb_series": {k: [round(v / 2**20) for v in vs] for k, vs in meter.rss_series.items()},
         "rss_growth_pct": _rss_growth(meter.rss_series, options.warmup_s),
         "max_lag": max((p - s for _, p, s in series), default=0),
+        # Per second: CPU per process, machine busy/iowait/steal, disk, Redis persistence, batch time per service.
+        "timeline": timeline.columns(),
+        "slowest_minute": slowest_window(timeline.columns()),
     }

@@ -148,7 +148,9 @@ class Kafka(Component):
     def argv(self) -> list[str]:
         heap = self.opts.kafka_heap
         java = self._java("kafka.Kafka", str(self.properties_path))
-        return [java[0], f"-Xms{heap}", f"-Xmx{heap}", "-XX:+UseG1GC", *java[1:]]
+        # The GC log answers "is the broker's heap growing, and did it pause?" after a long run.
+        gc_log = f"-Xlog:gc:file={self.data_dir / 'gc.log'}:time,uptime:filecount=2,filesize=20M"
+        return [java[0], f"-Xms{heap}", f"-Xmx{heap}", "-XX:+UseG1GC", gc_log, *java[1:]]
 
     def is_ready(self) -> bool:
         from confluent_kafka.admin import AdminClient
