@@ -23,6 +23,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_
 
 from forewarn import topics, vector_codec
 from forewarn.online_store import RedisFeatureStore
+from forewarn.services.features.online_writer import OnlineWriter
 from forewarn.services.features.processor import BatchOutput, FeatureProcessor, SourceRecord
 from forewarn.services.features.replay import read_range
 from forewarn.services.features.settings import FeaturesSettings
@@ -32,6 +33,8 @@ log = logging.getLogger(__name__)
 
 # Kafka's default message.max.bytes is 1 MB; stay well below it with the Arrow framing on top.
 MAX_BLOCK_BYTES = 800_000
+# A part of a batch processed at once (see split_by_bytes): ~12,000 readings of JSON, ~17 MB of features.
+MAX_BATCH_BYTES = 4_000_000
 
 READINGS = Counter("forewarn_features_readings_total", "Readings by outcome", ["outcome"])
 BATCH_SECONDS = Histogram("forewarn_features_batch_seconds", "Time to process one batch end to end")
@@ -65,7 +68,8 @@ class Runtime:
     last_snapshot: float = field(default_factory=time.monotonic)
     last_flush: float = 0.0
     last_batch_at: float = field(default_factory=time.monotonic)
-    online: dict[str, OnlineRow] = field(default_factory=dict)  # machine -> what the online store holds
+    online: dict[str, OnlineRow] = field(default_factory=dict)  # machine -> what the online store holds (or will)
+    online_writer: OnlineWriter | None = None  # None: online rows are written on the batch path
     snapshot_at: dict[int, float] = field(default_factory=dict)  # partition -> when it was last snapshotted
 
 
@@ -119,6 +123,7 @@ def create_app(runtime: Runtime) -> faust.App:
             # Graceful stop (SIGTERM) or revocation: the newest vectors to Redis, and a fresh snapshot so
             # the next owner replays little.
             flush_online(runtime)
+            drain_online(runtime)
             checkpoint(runtime, list(runtime.loaded))
 
     @app.on_partitions_revoked.connect
@@ -171,6 +176,7 @@ async def finish_in_thread(function: Any, *args: Any) -> Any:
 def release_partitions(runtime: Runtime, partitions: list[int]) -> None:
     """Partitions revoked: the newest vectors to Redis, a last snapshot, then forget their machines."""
     flush_online(runtime)
+    drain_online(runtime)  # the next owner reads what the store holds for its machines
     checkpoint(runtime, [p for p in partitions if p in runtime.loaded])
     for partition in partitions:
         for machine_id in runtime.processor.machines_of.get(partition, {}):
@@ -184,8 +190,15 @@ def handle_batch(runtime: Runtime, records: list[SourceRecord]) -> BatchOutput:
     for partition in sorted({r.partition for r in records} - runtime.loaded):
         first = min(r.offset for r in records if r.partition == partition)
         restore(runtime, partition, first)
-    output = runtime.processor.process(records)
-    publish(runtime, output)
+    output = BatchOutput()
+    for part in split_by_bytes(records, MAX_BATCH_BYTES):
+        done = runtime.processor.process(part)
+        publish(runtime, done)
+        output.rejected += done.rejected
+        output.accepted += done.accepted
+        output.late += done.late
+        output.duplicates += done.duplicates
+        output.skipped_replayed += done.skipped_replayed
     repair_redis(runtime)
     now = time.monotonic()
     flush_online_when_due(runtime, now)
@@ -197,6 +210,23 @@ def handle_batch(runtime: Runtime, records: list[SourceRecord]) -> BatchOutput:
     READINGS.labels("rejected").inc(len(output.rejected))
     READINGS.labels("replayed_skip").inc(output.skipped_replayed)
     return output
+
+
+def split_by_bytes(records: list[SourceRecord], max_bytes: int) -> list[list[SourceRecord]]:
+    """Consecutive runs of records of at most ``max_bytes`` of values each (a record larger alone is a run).
+
+    A batch is counted in messages, and an envelope holds from one reading to thousands: after a stall a
+    batch can hold a hundred full envelopes. Processing it in parts keeps the worker's memory (decoded
+    readings, feature matrices) bounded by the part, not by the backlog."""
+    parts: list[list[SourceRecord]] = []
+    size = 0
+    for record in records:
+        if not parts or (size + len(record.value) > max_bytes and parts[-1]):
+            parts.append([])
+            size = 0
+        parts[-1].append(record)
+        size += len(record.value)
+    return parts
 
 
 def snapshot_step(runtime: Runtime, now: float) -> None:
@@ -270,16 +300,25 @@ def flush_online_when_due(runtime: Runtime, now: float) -> None:
 
 
 def flush_online(runtime: Runtime) -> None:
-    """Newest vector per machine to Redis. A Redis outage must not stall the stream: keep and retry."""
+    """Newest vector per machine to Redis: handed to the online writer's thread when there is one. A Redis
+    outage must not stall the stream: rows are kept and retried."""
     import redis
 
     grouped = runtime.processor.take_latest()
+    by_type = {
+        # A copy: ``latest.row`` is a view into its whole batch's matrix, and a machine that goes quiet
+        # would keep that matrix (megabytes) alive for as long as this worker holds the machine.
+        machine_type: {machine_id: OnlineRow(machine_type, latest.ts, latest.row.copy(), latest.site)
+                       for machine_id, latest in items}
+        for machine_type, items in grouped.items()
+    }
+    if runtime.online_writer is not None:
+        for rows in by_type.values():
+            runtime.online.update(rows)
+        runtime.online_writer.submit(by_type)
+        return
     try:
-        for machine_type, items in grouped.items():
-            # A copy: ``latest.row`` is a view into its whole batch's matrix, and a machine that goes quiet
-            # would keep that matrix (megabytes) alive for as long as this worker holds the machine.
-            rows = {machine_id: OnlineRow(machine_type, latest.ts, latest.row.copy(), latest.site)
-                    for machine_id, latest in items}
+        for machine_type, rows in by_type.items():
             write_online(runtime, machine_type, rows)
     except redis.RedisError as exc:
         log.warning("online store write failed (%s); retrying with the next batch", exc)
@@ -288,7 +327,18 @@ def flush_online(runtime: Runtime) -> None:
                 runtime.processor.latest.setdefault(machine_id, latest)
 
 
+def drain_online(runtime: Runtime, timeout_s: float = 10.0) -> None:
+    if runtime.online_writer is not None and not runtime.online_writer.drain(timeout_s):
+        log.warning("online store writes still pending after %.0f s (Redis unreachable?); going on", timeout_s)
+
+
 def write_online(runtime: Runtime, machine_type: str, rows: dict[str, OnlineRow]) -> None:
+    store_rows(runtime, machine_type, rows)
+    runtime.online.update(rows)
+
+
+def store_rows(runtime: Runtime, machine_type: str, rows: dict[str, OnlineRow]) -> None:
+    """One machine type's rows to the online store (from the batch path or the online writer's thread)."""
     if not rows:
         return
     runtime.store.write_rows(
@@ -300,7 +350,6 @@ def write_online(runtime: Runtime, machine_type: str, rows: dict[str, OnlineRow]
         matrix=np.vstack([r.row for r in rows.values()]),
         sites=[r.site for r in rows.values()],
     )
-    runtime.online.update(rows)
 
 
 def remember_stored(runtime: Runtime, partition: int) -> None:

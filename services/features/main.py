@@ -18,7 +18,7 @@ def build_runtime(settings=None):  # type: ignore[no-untyped-def]
     opts = settings.features
     client = redis.Redis.from_url(settings.redis.url)
     source_topic = settings.kafka.topic(topics.SENSOR_READINGS)
-    return Runtime(
+    runtime = Runtime(
         settings=settings,
         processor=FeatureProcessor(load_asset_config(settings.asset_config), emit_interval_ms=opts.emit_interval_ms),
         producer=kafka.producer(settings.kafka, **{"linger.ms": 2}),
@@ -26,6 +26,13 @@ def build_runtime(settings=None):  # type: ignore[no-untyped-def]
         snapshots=RedisSnapshots(client, settings.redis.key_prefix, opts.app_id, source_topic),
         source_topic=source_topic,
     )
+    if opts.online_writer_thread:
+        from forewarn.services.features.app import store_rows
+        from forewarn.services.features.online_writer import OnlineWriter
+
+        runtime.online_writer = OnlineWriter(lambda machine_type, rows: store_rows(runtime, machine_type, rows),
+                                             retry_errors=(redis.RedisError,))
+    return runtime
 
 
 def run() -> None:
@@ -37,6 +44,8 @@ def run() -> None:
     runtime = build_runtime()
     configure_json_logging(runtime.settings.log_level)
     check_partitions(runtime)
+    if runtime.online_writer is not None:
+        runtime.online_writer.start()
     app = create_app(runtime)
     Worker(app, loglevel=runtime.settings.log_level.lower(), quiet=True).execute_from_commandline()
 

@@ -26,6 +26,9 @@ class FeaturesOptions(BaseModel):
         1.0, ge=0, description="How often the newest vector of each machine goes to Redis (0: after every batch). "
                                "The online store lags the stream by up to this plus one second when it pauses.",
     )
+    online_writer_thread: bool = Field(
+        True, description="Write the online store from a thread of its own, beside the batches (False: on the "
+                          "batch path, which stalls one batch a second for the write).")
     snapshot_interval_s: float = Field(
         10.0, gt=0, description="How often machine state is snapshotted (bounds the replay after a crash)."
     )

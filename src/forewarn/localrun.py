@@ -26,12 +26,14 @@ SERVICES = ("features", "scorer", "alerter", "ingest")
 
 @dataclass
 class ServiceProcess:
-    name: str
+    name: str  # this instance: "features", or "features-2" for a second replica
     env: dict[str, str]
     port: int
     log_path: Path
     proc: subprocess.Popen | None = None
     starts: int = 0
+    service: str = ""  # the service it runs; its name when empty
+
 
     @property
     def url(self) -> str:
@@ -41,7 +43,7 @@ class ServiceProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "forewarn.cli", "run", self.name],
+                [sys.executable, "-m", "forewarn.cli", "run", self.service or self.name],
                 env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
@@ -100,31 +102,49 @@ class ServiceProcess:
 
 @dataclass
 class LocalPipeline:
-    """The four services with one shared environment (topic prefix, Redis prefix, model name...)."""
+    """The four services with one shared environment (topic prefix, Redis prefix, model name...).
+
+    ``replicas`` runs more than one process of a service, as a Deployment's replicas would: the copies share
+    the consumer group and split the partitions. They are named ``features``, ``features-2``, ...
+    """
 
     env: dict[str, str]
     log_dir: Path
     ports: dict[str, int] = field(default_factory=dict)  # fixed ports wanted; others get a free one
+    replicas: dict[str, int] = field(default_factory=dict)
     services: dict[str, ServiceProcess] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for name in SERVICES:
-            port = self.ports.get(name) or free_port()
-            env = {**os.environ, **self.env, f"FOREWARN_{name.upper()}__PORT": str(port),
-                   f"FOREWARN_{name.upper()}__HOST": "127.0.0.1"}
-            self.services[name] = ServiceProcess(name, env, port, self.log_dir / f"{name}.log")
+        for service in SERVICES:
+            for name in self.instances(service):
+                port = self.ports.get(name) or free_port()
+                env = {**os.environ, **self.env, f"FOREWARN_{service.upper()}__PORT": str(port),
+                       f"FOREWARN_{service.upper()}__HOST": "127.0.0.1"}
+                if name != service and service == "features":
+                    # faust keeps a folder per worker; two workers must not share one
+                    base = env.get("FOREWARN_FEATURES__DATADIR", ".forewarn/faust")
+                    env["FOREWARN_FEATURES__DATADIR"] = f"{base}-{name}"
+                self.services[name] = ServiceProcess(name, env, port, self.log_dir / f"{name}.log", service=service)
+
+    def instances(self, service: str) -> list[str]:
+        """The process names of a service: its own name, then ``<name>-2``, ... for its replicas."""
+        return [service] + [f"{service}-{k}" for k in range(2, self.replicas.get(service, 1) + 1)]
 
     def __getitem__(self, name: str) -> ServiceProcess:
         return self.services[name]
 
     def start(self, names: tuple[str, ...] = SERVICES, wait: bool = True,
               skip_wait: tuple[str, ...] = ()) -> dict[str, float]:
-        for name in names:
+        """Start services (every replica of each); ready times by process name."""
+        started = [name for service in names for name in self.instances(service)]
+        for name in started:
             self.services[name].start()
         if not wait:
             return {}
-        return {name: self.services[name].wait_ready() for name in names if name not in skip_wait}
+        return {name: self.services[name].wait_ready() for name in started
+                if self.services[name].service not in skip_wait}
 
     def stop(self) -> None:
-        for name in reversed(SERVICES):
-            self.services[name].stop()
+        for service in reversed(SERVICES):
+            for name in reversed(self.instances(service)):
+                self.services[name].stop()

@@ -50,11 +50,30 @@ def names_id(names: Sequence[str]) -> str:
     return hashlib.sha256(orjson.dumps(list(names))).hexdigest()[:16]
 
 
+# One script call per chunk instead of one pipelined HSET per machine: the features service rewrites
+# thousands of machines a second, and redis-py's per-command work (building, queueing and parsing the reply
+# of each HSET) was most of the write's cost. A chunk bounds how long Redis is busy with one call.
+WRITE_CHUNK = 1000
+_WRITE_ROWS = """
+-- KEYS[1]: the name list's key, KEYS[2..]: one hash per machine
+-- ARGV: name list JSON, version, type, names id, then per machine: ts, site, packed values
+redis.call('SET', KEYS[1], ARGV[1])
+for i = 2, #KEYS do
+  local at = 5 + (i - 2) * 3
+  redis.call('HSET', KEYS[i], 'ts', ARGV[at], 'version', ARGV[2], 'type', ARGV[3], 'site', ARGV[at + 1],
+             'names', ARGV[4], 'values', ARGV[at + 2])
+end
+return #KEYS - 1
+"""
+
+
 class RedisFeatureStore:
     def __init__(self, client, prefix: str = "fw") -> None:  # type: ignore[no-untyped-def]
         self.client = client
         self.prefix = prefix
         self._known_names: dict[str, list[str]] = {}
+        # redis-py loads the script again by itself when Redis answers NOSCRIPT (restarted empty).
+        self._write_script = client.register_script(_WRITE_ROWS)
 
     def key(self, machine_id: str) -> str:
         return f"{self.prefix}:fv:{machine_id}"
@@ -77,23 +96,17 @@ class RedisFeatureStore:
         if not machine_ids:
             return
         ref = names_id(names)
-        pipe = self.client.pipeline(transaction=False)
-        # Sent with every batch (a few KB): a Redis restarted empty has the names back at the next write.
-        pipe.set(self.names_key(ref), orjson.dumps(list(names)))
+        # Sent with every write (a few KB): a Redis restarted empty has the names back at the next write.
+        names_json = orjson.dumps(list(names))
         packed = np.ascontiguousarray(matrix, dtype="<f8")
-        for i, machine_id in enumerate(machine_ids):
-            pipe.hset(
-                self.key(machine_id),
-                mapping={
-                    "ts": int(ts[i]),
-                    "version": feature_set_version,
-                    "type": machine_type,
-                    "site": (sites[i] if sites else None) or "",
-                    "names": ref,
-                    "values": packed[i].tobytes(),
-                },
-            )
-        pipe.execute()
+        ts_list = [int(t) for t in ts]
+        for start in range(0, len(machine_ids), WRITE_CHUNK):
+            stop = min(start + WRITE_CHUNK, len(machine_ids))
+            keys = [self.names_key(ref), *(self.key(m) for m in machine_ids[start:stop])]
+            args: list[object] = [names_json, feature_set_version, machine_type, ref]
+            for i in range(start, stop):
+                args += (ts_list[i], (sites[i] if sites else None) or "", packed[i].tobytes())
+            self._write_script(keys=keys, args=args)
 
     def write(self, vectors: Iterable[FeatureVector]) -> None:
         latest: dict[str, FeatureVector] = {}

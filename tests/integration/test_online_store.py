@@ -39,3 +39,26 @@ def test_write_keeps_the_latest_vector_per_machine(stack, uid) -> None:
     latest = store.read("m")
     assert latest.ts == 3 and latest.features["x"] == 3.0 and latest.features["y"] is None
     assert not math.isnan(latest.features["x"])
+
+
+def test_a_write_larger_than_one_script_call_lands_whole_and_survives_a_script_flush(stack, uid) -> None:
+    from forewarn.online_store import WRITE_CHUNK
+
+    client = redis.Redis.from_url(stack.settings.redis.url)
+    store = RedisFeatureStore(client, prefix=f"test-{uid}")
+    n = 2 * WRITE_CHUNK + 7
+    ids = [f"m{i}" for i in range(n)]
+    matrix = np.arange(n * 2, dtype=np.float64).reshape(n, 2)
+    store.write_rows(machine_type="pump", feature_set_version="v1", names=["x", "y"], machine_ids=ids,
+                     ts=list(range(n)), matrix=matrix, sites=None)
+    found = store.read_packed(ids)
+    assert len(found) == n
+    assert found[ids[-1]].ts == n - 1 and found[ids[-1]].values.tolist() == matrix[-1].tolist()
+    assert found[ids[WRITE_CHUNK]].site is None
+    # A Redis restarted empty forgets loaded scripts too: the next write must load it again by itself.
+    client.script_flush()
+    store.write_rows(machine_type="pump", feature_set_version="v1", names=["x", "y"], machine_ids=["late"],
+                     ts=[7], matrix=np.array([[1.0, 2.0]]), sites=["s"])
+    assert store.read("late").ts == 7
+    keys = list(client.scan_iter(match=f"test-{uid}:*", count=5000))
+    client.delete(*keys)

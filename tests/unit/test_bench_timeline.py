@@ -26,3 +26,12 @@ def test_columns_stay_aligned_when_a_column_starts_late() -> None:
     assert columns["extra"] == [None, 7]
     assert columns["sys_cores.busy"][0] is None and columns["sys_cores.busy"][1] is not None
     assert all(len(column) == 2 for column in columns.values())
+
+
+def test_the_timeline_plot_is_written(tmp_path) -> None:
+    from forewarn.bench.timeline import plot_timeline
+
+    columns = {"t": [0.0, 1.0, 2.0], "lag": [0, 10, 5], "cpu_cores.features": [None, 0.5, 0.6],
+               "sys_cores.busy": [None, 1.0, 1.1], "batch_busy.features": [None, 0.3, None]}
+    plot_timeline(columns, tmp_path / "t.png", "test")
+    assert (tmp_path / "t.png").stat().st_size > 1000

@@ -66,6 +66,7 @@ class E2EOptions:
     max_rate: float = 200_000.0
     step_s: float = 30.0
     seed: int = 5
+    features_workers: int = 1
     workdir: Path = field(default_factory=lambda: Path(".forewarn/bench-e2e"))
 
 
@@ -468,13 +469,13 @@ def _run(options: E2EOptions, console: Console, stack: Any, uid: str, prefix: st
             "FOREWARN_ASSET_CONFIG": "plant",
             "FOREWARN_LOG_LEVEL": "WARNING",
         }
-        pipeline = LocalPipeline(env=env, log_dir=workdir / "logs")
+        pipeline = LocalPipeline(env=env, log_dir=workdir / "logs", replicas={"features": options.features_workers})
         watcher = OutputWatcher(kafka_settings, enter_p)
         services = ("features", "scorer", "alerter")
         try:
             ready = pipeline.start(services)
             console.print(f"services ready: {ready}")
-            for name in services:
+            for name in ready:
                 meter.watch(name, pipeline[name].proc.pid)  # type: ignore[union-attr]
                 timeline.watch(name, pipeline[name].proc.pid)  # type: ignore[union-attr]
                 timeline.metrics_urls[name] = f"{pipeline[name].url}/metrics"
@@ -516,6 +517,7 @@ def _run(options: E2EOptions, console: Console, stack: Any, uid: str, prefix: st
         "machines": options.machines,
         "partitions": options.partitions,
         "interval": options.interval,
+        "features_workers": options.features_workers,
         "targets": {"readings_per_s": 50_000, "risk_latency_p99_ms_at_25k": 250, "alert_latency_p99_ms": 500,
                     "lost": 0, "duplicates": 0},
     })
@@ -559,8 +561,9 @@ def _drive(options: E2EOptions, settings: ForewarnSettings, watcher: OutputWatch
             time.sleep(1.0)
             meter.sample()
             series.append((time.monotonic() - t_start, sent.value, watcher.scored))
-            timeline.sample(series[-1][0], lag=sent.value - watcher.scored)
-            for name in ("features", "scorer", "alerter"):
+            timeline.sample(series[-1][0], lag=sent.value - watcher.scored, produced=sent.value,
+                            received=watcher.scored)
+            for name in [n for service in ("features", "scorer", "alerter") for n in pipeline.instances(service)]:
                 if not pipeline[name].alive():
                     raise RuntimeError(f"{name} died during the run; see {pipeline[name].log_path}")
         load.join()
@@ -584,7 +587,7 @@ def _drive(options: E2EOptions, settings: ForewarnSettings, watcher: OutputWatch
         time.sleep(1.0)
         meter.sample()
         series.append((time.monotonic() - t_start, produced, watcher.scored))
-        timeline.sample(series[-1][0], lag=produced - watcher.scored)
+        timeline.sample(series[-1][0], lag=produced - watcher.scored, produced=produced, received=watcher.scored)
         quiet = quiet + 1 if watcher.scored == last else 0
         last = watcher.scored
     drained_at = time.monotonic() - t_start

@@ -18,6 +18,12 @@ import psutil
 REDIS_FIELDS = ("used_memory", "aof_rewrite_in_progress", "aof_current_size", "aof_base_size",
                 "total_commands_processed", "latest_fork_usec", "aof_delayed_fsync", "total_net_input_bytes")
 _SAMPLE = re.compile(r"^(forewarn_\w+?_batch_seconds_(?:sum|count))(?:\{[^}]*\})? ([0-9.eE+-]+)$", re.M)
+# How far each stage has got: readings into features state, vectors scored. Against the bench's own count
+# of scores received, these say which stage a growing lag sits in (the bench's consumer is one of them).
+_STAGE_COUNTERS = {
+    "features": re.compile(r'^forewarn_features_readings_total\{outcome="accepted"\} ([0-9.eE+-]+)$', re.M),
+    "scorer": re.compile(r"^forewarn_scorer_scored_total(?:\{[^}]*\})? ([0-9.eE+-]+)$", re.M),
+}
 
 
 def tree_cpu_seconds(process: psutil.Process, alone: bool = False) -> float | None:
@@ -126,6 +132,10 @@ class Timeline:
             for part, column in (("sum", "busy"), ("count", "batches_per_s")):
                 change = self._delta(f"svc.{name}.{part}", found[part]) if part in found else None
                 self._put(f"batch_{column}.{name}", change / dt if change is not None and dt else None)
+            counter = _STAGE_COUNTERS.get(name.split("-")[0])
+            if counter is not None:
+                values = [float(v) for v in counter.findall(text)]
+                self._put(f"done.{name}", int(sum(values)) if values else None)
 
     def columns(self) -> dict[str, list[Any]]:
         width = len(self.cols["t"])
@@ -157,3 +167,40 @@ def slowest_window(columns: dict[str, list[Any]], lag_key: str = "lag", width: i
             summary["columns"][key] = {"window_mean": round(sum(inside) / len(inside), 4),
                                        "run_mean": round(sum(overall) / len(overall), 4)}
     return summary
+
+
+def plot_timeline(columns: dict[str, list[Any]], path: Any, title: str) -> None:
+    """Lag, CPU per process and each service's batch time over the run, one panel each, to a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t = columns.get("t", [])
+    if not t:
+        return
+
+    def series(key: str) -> list[float]:
+        return [float("nan") if v is None else v for v in columns.get(key, [None] * len(t))]
+
+    figure, (lag_ax, cpu_ax, batch_ax) = plt.subplots(3, 1, figsize=(11, 9), sharex=True)
+    # The raw lag saw-tooths between 0 and one load slice every second; the 10 s maximum shows the trend.
+    lag = series("lag")
+    lag_ax.plot(t, [max(lag[max(0, i - 9):i + 1]) for i in range(len(lag))], color="tab:red", linewidth=0.8)
+    lag_ax.set_ylabel("readings produced, not yet\nscored (max over 10 s)")
+    lag_ax.set_title(title)
+    cpu_keys = sorted(k for k in columns if k.startswith("cpu_cores."))
+    for key in cpu_keys:
+        cpu_ax.plot(t, series(key), linewidth=0.7, label=key.split(".", 1)[1])
+    cpu_ax.plot(t, series("sys_cores.busy"), color="black", linewidth=0.8, label="machine (all)")
+    cpu_ax.plot(t, series("sys_cores.steal"), color="grey", linestyle=":", linewidth=0.8, label="steal")
+    cpu_ax.set_ylabel("CPU cores")
+    cpu_ax.legend(loc="upper left", ncol=5, fontsize=7)
+    for key in sorted(k for k in columns if k.startswith("batch_busy.")):
+        batch_ax.plot(t, series(key), linewidth=0.7, label=key.split(".", 1)[1])
+    batch_ax.set_ylabel("share of each second\nspent in batches")
+    batch_ax.set_xlabel("seconds since the load started")
+    batch_ax.legend(loc="upper left", ncol=4, fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    plt.close(figure)

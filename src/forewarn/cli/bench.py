@@ -73,6 +73,19 @@ def write_result(path: Path, benchmark: str, result: dict[str, Any], started: fl
     return document
 
 
+def write_timeline(json_path: Path, columns: dict[str, list[Any]], title: str) -> dict[str, str]:
+    """The per-second timeline beside the result (compact JSON, and a plot of it): it is long, and people
+    read it as a picture."""
+    from forewarn.bench.timeline import plot_timeline
+
+    data_path = json_path.with_suffix(".timeline.json")
+    plot_path = json_path.with_suffix(".timeline.png")
+    data_path.parent.mkdir(parents=True, exist_ok=True)
+    data_path.write_text(json.dumps(columns, separators=(",", ":")) + "\n")
+    plot_timeline(columns, plot_path, title)
+    return {"timeline_file": data_path.name, "timeline_plot": plot_path.name}
+
+
 def _plain(value: Any) -> Any:
     """numpy scalars and arrays as JSON numbers, booleans and lists (a measurement may carry them)."""
     if hasattr(value, "tolist"):
@@ -211,6 +224,8 @@ def e2e(
     step: Annotated[float, typer.Option(help="--find-max: rate increment.", min=1)] = 10_000,
     max_rate: Annotated[float, typer.Option(help="--find-max: highest rate tried.", min=1)] = 200_000,
     step_seconds: Annotated[float, typer.Option(help="--find-max: seconds per rate.", min=5)] = 30,
+    features_workers: Annotated[int, typer.Option(
+        help="Features worker processes (replicas sharing the partitions).", min=1, max=8)] = 1,
 ) -> None:
     """The whole streaming path (load -> features -> Redis -> scorer -> alerter) at a fixed offered rate,
     against a bare produce-then-consume pass through the same broker."""
@@ -221,8 +236,9 @@ def e2e(
     started = time.monotonic()
     options = E2EOptions(rate=rate, duration_s=duration, machines=machines, partitions=partitions, interval=interval,
                          warmup_s=warmup, find_max=find_max, start_rate=start_rate, step=step, max_rate=max_rate,
-                         step_s=step_seconds)
+                         step_s=step_seconds, features_workers=features_workers)
     result = run_e2e_bench(options, Console(stderr=True))
+    result.update(write_timeline(json_path, result.pop("timeline"), f"bench e2e at {rate:,.0f} readings/s offered"))
     document = write_result(json_path, "e2e", result, started)
     show_result(
         document,
