@@ -19,7 +19,7 @@ import orjson
 from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 from pydantic import ValidationError
 
-from forewarn import scores_wire
+from forewarn import kafka, scores_wire
 from forewarn.schemas import RiskScore
 
 from . import metrics
@@ -107,7 +107,7 @@ class ScoreLoop:
         next_tick = next_sweep = time.monotonic()
         next_sweep += self.sweep_interval_s
         while not stop.is_set():
-            messages = self.consumer.consume(self.batch_size, self.poll_timeout_s)
+            messages = kafka.consume_ready(self.consumer, self.batch_size, self.poll_timeout_s)
             if messages:
                 self.process(messages)
             now = time.monotonic()

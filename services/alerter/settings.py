@@ -44,8 +44,8 @@ class AlerterOptions(BaseModel):
     )
     consumer_group: str = Field("forewarn-alerter", description="Kafka consumer group of the score loop.")
     batch_size: int = Field(2000, ge=1, le=100_000, description="Most scores consumed per batch.")
-    poll_timeout_s: float = Field(0.05, gt=0, description="How long one consume call waits for scores to fill a "
-                                                       "batch (a latency budget: every score may wait this long).")
+    poll_timeout_s: float = Field(0.05, gt=0, description="Longest wait for the first score when none is queued; "
+                                                       "a batch is what is queued when it starts.")
     session_timeout_ms: int = Field(10_000, ge=1000, description="Consumer session timeout: how soon a "
                                     "crashed replica's partitions move to another.")
     tick_interval_s: float = Field(1.0, gt=0, description="How often escalations are checked.")

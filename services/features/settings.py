@@ -17,8 +17,9 @@ class FeaturesOptions(BaseModel):
         100, ge=1, description="Kafka messages per processing batch, at most (an envelope holds many readings)."
     )
     batch_within_s: float = Field(
-        0.05, gt=0, description="Longest wait for a batch to fill: a latency budget every reading may spend; at "
-                                "high rates batches fill (batch_max) long before it.")
+        0.01, gt=0, description="Longest wait for a batch to fill after the last one: a latency budget every "
+                                "reading may spend. Under load, readings queue while a batch runs, so batches "
+                                "fill (batch_max) without waiting.")
     emit_interval_ms: int = Field(
         0, ge=0, description="0: publish a vector for every reading; N: at most one per machine per N ms of event time."
     )

@@ -52,7 +52,7 @@ class ScoreLoop:
         out_topic = self.settings.kafka.topic(topics.RISK_SCORES)
         try:
             while not self.stop.is_set():
-                messages = consumer.consume(opts.batch_size, timeout=opts.poll_timeout_s)
+                messages = kafka.consume_ready(consumer, opts.batch_size, opts.poll_timeout_s)
                 if messages:
                     self._process(messages, producer, out_topic)
                     self._commit(consumer)

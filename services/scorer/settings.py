@@ -19,8 +19,8 @@ class ScorerOptions(BaseModel):
     )
     batch_size: int = Field(2000, ge=1, description="Feature vectors consumed and scored per batch.")
     poll_timeout_s: float = Field(
-        0.05, gt=0, description="Longest wait for a batch to fill: every message waits up to this long, so it is a "
-                                "latency budget; at high rates batches fill long before it.")
+        0.05, gt=0, description="Longest wait for the first message when none is queued; a batch is what is "
+                                "queued when it starts, so a message never waits for others to arrive.")
     model_poll_s: float = Field(5.0, gt=0, description="How often the champion alias is checked.")
     num_threads: int = Field(1, ge=1, description="LightGBM threads; batches amortise, so 1 is usually best.")
     compile_model: bool = Field(

@@ -611,11 +611,15 @@ def _drive(options: E2EOptions, settings: ForewarnSettings, watcher: OutputWatch
     scored_at = np.frombuffer(watcher.scored_at, dtype=np.int64)
     to_scorer = (scored_at - ingested)[window & (scored_at > 0)]
     alert_latency = []
+    alert_when = []  # seconds since the load started, to place slow alerts on the timeline
+    window_from, window_to = ((wall0 + measured.started + min(options.warmup_s, duration / 3)) * 1000,
+                              (wall0 + measured.ended) * 1000)
     for received_at, alert in watcher.alerts:
         if alert.get("action") == "trigger":
             origin = watcher.risky_ingested.get((alert["machine_id"], alert["ts"]))
-            if origin:
+            if origin and window_from <= origin <= window_to:  # the same window as the risk latency
                 alert_latency.append(received_at - origin)
+                alert_when.append(round(received_at / 1000 - wall0, 1))
     scored_in_window = int(((received >= (wall0 + measured.started) * 1000)
                             & (received <= (wall0 + measured.ended) * 1000)).sum())
     span = measured.ended - measured.started
@@ -628,6 +632,8 @@ def _drive(options: E2EOptions, settings: ForewarnSettings, watcher: OutputWatch
         "duplicate_scores": int(len(ts) - distinct),
         "risk_latency_ms": _percentiles(risk_latency.astype(float)),
         "alert_latency_ms": _percentiles(np.asarray(alert_latency, dtype=float)),
+        "slowest_alerts": [{"latency_ms": int(ms), "at_s": at} for ms, at in
+                           sorted(zip(alert_latency, alert_when, strict=True), reverse=True)[:5]],
         # Where the reading-to-score time goes: up to the scorer's clock, then delivery to a consumer.
         "risk_latency_split_ms": {"ingested_to_scored": _percentiles(to_scorer.astype(float)),
                                   "scored_to_consumer": _percentiles((received - scored_at)[window & (scored_at > 0)]
