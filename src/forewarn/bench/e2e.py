@@ -44,7 +44,7 @@ import psutil
 from rich.console import Console
 
 from forewarn import kafka, topics
-from forewarn.bench.timeline import Timeline, slowest_window
+from forewarn.bench.timeline import Timeline, slowest_window, tree_cpu_seconds
 from forewarn.settings import ForewarnSettings, KafkaSettings
 
 BENCH_TOPIC_CONFIG = {"retention.ms": str(5 * 60_000), "segment.bytes": str(64 * 2**20)}
@@ -243,14 +243,9 @@ class ProcessMeter:
             return []
 
     def _cpu(self, process: psutil.Process) -> float:
-        total = 0.0
-        for p in self._tree(process):
-            try:
-                times = p.cpu_times()
-                total += times.user + times.system
-            except psutil.NoSuchProcess:
-                pass
-        return total
+        # Reaped children count too: Redis's AOF rewrites run in forks it reaps within a second.
+        alone = any(self.roots[name] is process for name in self.alone)
+        return tree_cpu_seconds(process, alone) or 0.0
 
     def sample(self) -> None:
         for name, process in self.roots.items():
