@@ -238,7 +238,9 @@ def e2e(
                          warmup_s=warmup, find_max=find_max, start_rate=start_rate, step=step, max_rate=max_rate,
                          step_s=step_seconds, features_workers=features_workers)
     result = run_e2e_bench(options, Console(stderr=True))
-    result.update(write_timeline(json_path, result.pop("timeline"), f"bench e2e at {rate:,.0f} readings/s offered"))
+    title = (f"bench e2e --find-max: {start_rate:,.0f} readings/s, +{step:,.0f} every {step_seconds:.0f} s" if find_max
+             else f"bench e2e at {rate:,.0f} readings/s offered")
+    result.update(write_timeline(json_path, result.pop("timeline"), f"{title} ({features_workers} features workers)"))
     document = write_result(json_path, "e2e", result, started)
     show_result(
         document,
