@@ -179,7 +179,10 @@ def release_partitions(runtime: Runtime, partitions: list[int]) -> None:
     drain_online(runtime)  # the next owner reads what the store holds for its machines
     checkpoint(runtime, [p for p in partitions if p in runtime.loaded])
     for partition in partitions:
-        for machine_id in runtime.processor.machines_of.get(partition, {}):
+        machines = runtime.processor.machines_of.get(partition, {})
+        if runtime.online_writer is not None:
+            runtime.online_writer.discard(set(machines))  # only if the drain above timed out
+        for machine_id in machines:
             runtime.online.pop(machine_id, None)
         runtime.processor.forget(partition)
         runtime.loaded.discard(partition)

@@ -31,6 +31,7 @@ class OnlineWriter:
         self._max_backoff_s = max_backoff_s
         self._pending: dict[str, dict[str, Any]] = {}  # machine type -> machine id -> row
         self._busy = False
+        self._dropped: set[str] = set()  # discarded while a write was in flight: not to be retried
         self._closed = False
         self._changed = threading.Condition()
         self._thread: threading.Thread | None = None
@@ -47,6 +48,18 @@ class OnlineWriter:
         with self._changed:
             for machine_type, rows in rows_by_type.items():
                 self._pending.setdefault(machine_type, {}).update(rows)
+            self._changed.notify_all()
+
+    def discard(self, machine_ids: set[str]) -> None:
+        """Drop rows still waiting for these machines (their partition moved to another worker, whose
+        newer rows an old one written late would overwrite)."""
+        with self._changed:
+            for rows in self._pending.values():
+                for machine_id in machine_ids & rows.keys():
+                    del rows[machine_id]
+            self._pending = {t: rows for t, rows in self._pending.items() if rows}
+            if self._busy:
+                self._dropped |= machine_ids
             self._changed.notify_all()
 
     def drain(self, timeout_s: float) -> bool:
@@ -95,7 +108,10 @@ class OnlineWriter:
                 for machine_type, rows in failed.items():
                     newer = self._pending.setdefault(machine_type, {})
                     for machine_id, row in rows.items():
-                        newer.setdefault(machine_id, row)  # a row submitted meanwhile is newer: keep it
+                        if machine_id not in self._dropped:
+                            newer.setdefault(machine_id, row)  # a row submitted meanwhile is newer: keep it
+                self._pending = {t: rows for t, rows in self._pending.items() if rows}
+                self._dropped = set()
                 self._busy = False
                 self._changed.notify_all()
                 if failed:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -78,3 +79,32 @@ def test_close_writes_what_is_pending_then_stops_the_thread(store: Store) -> Non
     assert len(store.rows) == 100
     assert writer._thread is not None and not writer._thread.is_alive()
 
+
+
+def test_rows_of_machines_handed_to_another_worker_are_not_written_late(store: Store) -> None:
+    writer = _writer(store)
+    store.down = True
+    writer.submit({"pump": {"a": 1, "b": 1}, "fan": {"c": 1}})
+    assert not writer.drain(0.2)
+    writer.discard({"a", "c"})
+    store.down = False
+    assert writer.drain(5)
+    assert store.rows == {"b": 1}
+    writer.close(1)
+
+
+def test_a_discard_during_a_failing_write_is_not_undone_by_its_retry(store: Store) -> None:
+    writer = _writer(store)
+    store.down = True
+    store.gate.clear()
+    writer.submit({"pump": {"a": 1, "b": 1}})
+    assert store.entered.wait(2)  # in flight, about to fail
+    writer.discard({"a"})
+    store.gate.set()
+    deadline = time.monotonic() + 2
+    while writer.failures == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    store.down = False
+    assert writer.drain(5)
+    assert store.rows == {"b": 1}
+    writer.close(1)
