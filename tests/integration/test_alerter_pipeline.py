@@ -280,6 +280,11 @@ class CrashingConsumer:
         self.consumed += len(messages)
         return messages
 
+    def poll(self, *args: Any, **kwargs: Any) -> Any:  # the loop's first message after an idle wait
+        message = self.inner.poll(*args, **kwargs)
+        self.consumed += message is not None
+        return message
+
     def commit(self, *args: Any, **kwargs: Any) -> Any:
         if self.consumed >= self.after:
             raise Crash
