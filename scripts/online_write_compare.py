@@ -15,6 +15,7 @@ import numpy as np
 import orjson
 import redis
 
+from forewarn.bench.e2e import delete_redis_keys
 from forewarn.online_store import RedisFeatureStore, names_id
 
 MACHINES, FEATURES, REPEATS = 5000, 178, 5
@@ -53,9 +54,7 @@ def main(url: str) -> None:
                     write(store, names, ids, matrix)
                     timings.setdefault(name, []).append((time.perf_counter() - wall, time.process_time() - cpu))
     finally:
-        keys = list(client.scan_iter(match=f"{prefix}:*", count=5000))
-        for start in range(0, len(keys), 5000):
-            client.delete(*keys[start:start + 5000])
+        delete_redis_keys(url, f"{prefix}:")
     for name, runs in timings.items():
         print(f"{name:28s} wall {1000 * np.median([w for w, _ in runs]):6.1f} ms, "
               f"this process's CPU {1000 * np.median([c for _, c in runs]):6.1f} ms (medians of {len(runs)})")

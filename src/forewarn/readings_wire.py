@@ -19,7 +19,9 @@ from typing import Any
 
 import orjson
 
-MAX_ENVELOPE_BYTES = 512_000  # well below Kafka's default 1 MB message limit
+from forewarn.json_envelope import MAX_ENVELOPE_BYTES, array_runs, decode_value, join_array
+
+__all__ = ["MAX_ENVELOPE_BYTES", "decode_value", "envelopes", "murmur2", "pack", "partition_for"]
 
 
 def murmur2(data: bytes) -> int:
@@ -68,22 +70,7 @@ def pack(encoded: list[tuple[str, bytes]], partitions: int,
         groups.setdefault(partition_for(machine_id, partitions), []).append(position)
     out = []
     for partition, positions in groups.items():
-        start, size = 0, 2
-        for i, position in enumerate(positions):
-            blob_size = len(encoded[position][1]) + 1
-            if size + blob_size > max_bytes and i > start:
-                out.append((partition, _join(encoded, positions[start:i]), positions[start:i]))
-                start, size = i, 2
-            size += blob_size
-        out.append((partition, _join(encoded, positions[start:]), positions[start:]))
+        for start, stop in array_runs([len(encoded[p][1]) for p in positions], max_bytes):
+            run = positions[start:stop]
+            out.append((partition, join_array([encoded[p][1] for p in run]), run))
     return out
-
-
-def _join(encoded: list[tuple[str, bytes]], positions: list[int]) -> bytes:
-    return b"[" + b",".join(encoded[p][1] for p in positions) + b"]"
-
-
-def decode_value(raw: bytes) -> list[Any]:
-    """The readings in a message value (one or many). Raises orjson.JSONDecodeError on bad JSON."""
-    value = orjson.loads(raw)
-    return value if isinstance(value, list) else [value]

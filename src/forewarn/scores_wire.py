@@ -15,32 +15,17 @@ Consumers that remember what they applied (the alerter) need one position per sc
 
 from __future__ import annotations
 
-from typing import Any
+from forewarn.json_envelope import MAX_ENVELOPE_BYTES, array_runs, decode_value, join_array
 
-import orjson
+__all__ = ["MAX_ENVELOPE_BYTES", "decode_value", "envelopes", "position"]
 
-MAX_ENVELOPE_BYTES = 512_000  # well below Kafka's default 1 MB message limit
 INDEX_BITS = 20  # scores per envelope < 2**20; an envelope of MAX_ENVELOPE_BYTES holds at most a few thousand
 
 
 def envelopes(payloads: list[bytes], max_bytes: int = MAX_ENVELOPE_BYTES) -> list[bytes]:
     """Encoded scores -> JSON arrays of at most ``max_bytes`` (a single larger score travels alone), in order."""
-    out: list[bytes] = []
-    start, size = 0, 2
-    for i, payload in enumerate(payloads):
-        if (size + len(payload) + 1 > max_bytes or i - start >= 1 << INDEX_BITS) and i > start:
-            out.append(b"[" + b",".join(payloads[start:i]) + b"]")
-            start, size = i, 2
-        size += len(payload) + 1
-    if start < len(payloads):
-        out.append(b"[" + b",".join(payloads[start:]) + b"]")
-    return out
-
-
-def decode_value(raw: bytes) -> list[Any]:
-    """The score documents in a message value (one or many), not validated. Raises orjson.JSONDecodeError."""
-    value = orjson.loads(raw)
-    return value if isinstance(value, list) else [value]
+    runs = array_runs([len(p) for p in payloads], max_bytes, max_items=1 << INDEX_BITS)
+    return [join_array(payloads[start:stop]) for start, stop in runs]
 
 
 def position(offset: int, index: int) -> int:

@@ -412,11 +412,11 @@ def run_e2e_bench(options: E2EOptions, console: Console) -> dict[str, Any]:
     finally:
         # faust's own topic for the features app (named after its app id, below) goes too
         stack.delete_topics([*bench_topics, f"bench-e2e-features-{uid}-__assignor-__leader"])
-        _delete_redis_keys(settings.redis.url, f"bench-e2e-{uid}:")
+        delete_redis_keys(settings.redis.url, f"bench-e2e-{uid}:")
 
 
-def _delete_redis_keys(url: str, prefix: str) -> None:
-    """The run's online store, snapshots and alerter state (its own key prefix)."""
+def delete_redis_keys(url: str, prefix: str) -> None:
+    """Delete every key under a prefix (a bench run's online store, snapshots and alerter state)."""
     import redis
 
     client = redis.Redis.from_url(url)
