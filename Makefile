@@ -5,13 +5,16 @@ VENV := .venv
 FW := $(VENV)/bin/forewarn
 PY := $(VENV)/bin/python
 
-.PHONY: help setup up down status demo test test-unit test-integration test-e2e lint typecheck clean
+.PHONY: help setup setup-python up down status demo test test-unit test-integration test-e2e lint clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 setup: ## Create .venv, install the project, fetch Kafka jars, install redis-server (idempotent)
 	@scripts/setup.sh
+
+setup-python: ## Only the virtual environment (enough for lint and unit tests: no Java, Maven or Kafka)
+	@scripts/setup.sh --python-only
 
 up: setup ## Start the local stack (Kafka, Redis, MLflow) in the background
 	@$(FW) stack up
@@ -25,11 +28,12 @@ status: ## Health, address and PID of each stack component
 demo: setup ## The main job: stack, simulated plant, trained model, live alerts
 	@scripts/demo.sh
 
-test: setup ## The whole suite from a fresh clone: set up, start the stack, test, stop the stack
+test: setup ## The whole suite from a fresh clone: lint, set up, start the stack, test, stop the stack
+	@$(MAKE) --no-print-directory lint
 	@scripts/test.sh
 
-test-unit: setup ## Unit tests only (no I/O, seconds)
-	@$(PY) -m pytest tests/unit -q
+test-unit: setup-python ## Unit tests only (no I/O, seconds; no Java, Maven or Kafka needed)
+	@$(PY) -m pytest tests/unit -q -p no:cacheprovider
 
 test-integration: up ## Integration tests against the real stack
 	@$(PY) -m pytest tests/integration -q
@@ -37,9 +41,9 @@ test-integration: up ## Integration tests against the real stack
 test-e2e: up ## End-to-end tests of the whole pipeline
 	@$(PY) -m pytest tests/e2e -q
 
-lint: ## ruff and mypy
-	@$(VENV)/bin/ruff check src services tests
-	@$(VENV)/bin/mypy
+lint: setup-python ## ruff and mypy (src/forewarn and services/); make test runs it first
+	@echo "lint: ruff"; $(VENV)/bin/ruff check src services tests scripts
+	@echo "lint: mypy"; $(VENV)/bin/mypy
 
 clean: down ## Stop the stack and delete its state (.forewarn)
 	rm -rf .forewarn

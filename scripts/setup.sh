@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Idempotent set-up used by `make demo` and `make test`: checks the toolchain, creates .venv,
 # installs the project, fetches the Kafka jars and installs redis-server when missing.
+# `setup.sh --python-only` (make lint, make test-unit) stops after the virtual environment: no Java,
+# Maven, Kafka jars or Redis needed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+PYTHON_ONLY=0
+[ "${1:-}" = "--python-only" ] && PYTHON_ONLY=1
 
 PYTHON=${PYTHON:-python3}
 VENV=.venv
@@ -12,6 +16,7 @@ fail() { echo "setup: $*" >&2; exit 1; }
 
 "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
   || fail "Python 3.11 or newer is needed (found: $("$PYTHON" --version 2>&1)). Install python3.11 and run again, or set PYTHON=/path/to/python3.11."
+if [ "$PYTHON_ONLY" = 0 ]; then
 command -v java >/dev/null \
   || fail "Java 17+ is needed to run the Kafka broker and Spark. Install it: apt-get install -y openjdk-17-jre-headless"
 java_major=$(java -version 2>&1 | awk -F'"' '/version/ {split($2, v, "."); print (v[1] == "1" ? v[2] : v[1])}')
@@ -19,6 +24,7 @@ java_major=$(java -version 2>&1 | awk -F'"' '/version/ {split($2, v, "."); print
   || fail "Java 17+ is needed, found Java ${java_major:-unknown}. Install it: apt-get install -y openjdk-17-jre-headless"
 command -v mvn >/dev/null \
   || fail "Maven is needed to fetch the Kafka jars from Maven Central. Install it: apt-get install -y maven"
+fi
 
 if [ ! -x "$VENV/bin/python" ]; then
   echo "setup: creating $VENV"
@@ -37,4 +43,5 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 
+[ "$PYTHON_ONLY" = 1 ] && exit 0
 "$VENV/bin/forewarn" stack install

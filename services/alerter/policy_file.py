@@ -1,6 +1,7 @@
 """Load the alert policy file (YAML): ``defaults`` plus per-``machine_types`` overrides.
 
 A machine type's entry overrides only the keys it names; ``severity`` and ``routes`` merge key by key too.
+A route the file leaves unset goes to every registered notifier (notifiers/registry.py).
 Errors name the file, the key and the fix, because the person reading them is editing YAML.
 """
 
@@ -13,7 +14,9 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from .policy import Policy, PolicyBook
+from forewarn.alerting.policy import Policy, PolicyBook, Routes
+
+from .notifiers.registry import NOTIFIER_NAMES
 
 SHIPPED = "default"
 _NESTED = ("severity", "routes")
@@ -54,6 +57,9 @@ def parse_policy_book(raw: Any, source: str = "<policy>") -> PolicyBook:
     types = raw.get("machine_types") or {}
     if not isinstance(defaults, dict) or not isinstance(types, dict):
         raise AlertPolicyError(f"{source}: 'defaults' and 'machine_types' must be mappings")
+    if isinstance(defaults.get("routes") or {}, dict):  # anything else fails the validation below
+        every = {action: list(NOTIFIER_NAMES) for action in Routes.model_fields}
+        defaults = {**defaults, "routes": {**every, **(defaults.get("routes") or {})}}
     book_defaults = _policy(defaults, f"{source}: defaults")
     by_type = {}
     for name, override in types.items():

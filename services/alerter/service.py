@@ -1,14 +1,17 @@
 """The alerter's service layer: runs the pure policy over scores, time and feedback, and turns its
 decisions into durable state, Kafka records and notifications, in this order:
 
-1. one Redis transaction: policy state (+ the input offsets it has applied), alert records, the Kafka
-   records to publish and the notifications to send (the outboxes);
-2. notifications handed to the dispatcher (never waited for);
+1. one repository transaction: policy state (+ the input positions it has applied), alert records, the
+   Kafka records to publish and the notifications to send (the outboxes);
+2. notifications handed to the delivery queue (never waited for);
 3. Kafka records published and confirmed, then removed from the outbox.
 
 Only after that does the stream loop commit its offsets. A crash anywhere leaves either unapplied input
-(re-consumed; the stored offsets make it a no-op where it was applied) or outbox entries (re-published,
+(re-consumed; the stored positions make it a no-op where it was applied) or outbox entries (re-published,
 re-sent; event ids and done markers make that idempotent).
+
+It is typed against the ports (ports.py) only: bootstrap.py wires Redis, Kafka and the dispatcher in, the
+unit tests the in-memory adapters (adapters/memory.py).
 """
 
 from __future__ import annotations
@@ -17,29 +20,27 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
-from forewarn.kafka import KafkaUnavailable
-from forewarn.schemas import RiskScore
-
-from . import metrics
-from .dispatch import Dispatcher
-from .events import AlertEvent, DeliveryJob, FeedbackEvent, FeedbackRequest, OutMessage
-from .policy import (
+from forewarn.alerting.changes import Changes, ScoreInput, Stored
+from forewarn.alerting.events import DeliveryJob, FeedbackRequest, OutMessage, alert_event, feedback_event
+from forewarn.alerting.policy import (
     Action,
     Alert,
     Policy,
     PolicyBook,
     apply_feedback,
-    classify,
     dedup_key_for,
     failure_mode_of,
     new_tracker,
     on_score,
     on_tick,
 )
-from .publish import KafkaPublisher
-from .store import AlertStore, Changes, StateLost, Stored
+from forewarn.alerting.triage import ScorePeek, keep_for_policy
+from forewarn.kafka import KafkaUnavailable
+from forewarn.schemas import AlertEvent, AlertState, FeedbackEvent
+
+from .metrics import AlerterMetrics
+from .ports import AlertRepository, DeliveryQueue, EventPublisher, StateLost
 
 log = logging.getLogger(__name__)
 
@@ -57,80 +58,60 @@ class Topics:
 
 
 @dataclass(frozen=True)
-class ScoreInput:
-    """A consumed score and where it came from (``source`` = 'topic:partition', ``offset`` its
-    scores_wire.position there)."""
-
-    source: str
-    offset: int
-    score: RiskScore
-
-
-class ScorePeek(Protocol):
-    """The fields of a consumed score the triage reads before deciding whether to validate it fully."""
-
-    @property
-    def machine_id(self) -> str: ...
-    @property
-    def machine_type(self) -> str: ...
-    @property
-    def p_failure(self) -> float: ...
-    @property
-    def rul(self) -> float | None: ...
-
-
-@dataclass(frozen=True)
 class FeedbackResult:
     alert: Alert
     event: FeedbackEvent
     published: bool
 
 
+@dataclass(frozen=True)
+class OutboxTiming:
+    """When the sweep takes over what the path that wrote an outbox entry evidently gave up on."""
+
+    delivery_stale_ms: int = 60_000
+    message_stale_ms: int = 10_000
+
+
 class AlertService:
     def __init__(
         self,
-        store: AlertStore,
-        publisher: KafkaPublisher,
-        dispatcher: Dispatcher,
+        store: AlertRepository,
+        publisher: EventPublisher,
+        deliveries: DeliveryQueue,
         policies: PolicyBook,
         topics: Topics,
-        notifiers: frozenset[str],
+        notifiers: Sequence[str],
+        metrics: AlerterMetrics,
         *,
         clock_ms: Callable[[], int] = wall_clock_ms,
-        outbox_stale_ms: int = 60_000,
-        message_stale_ms: int = 10_000,
+        outbox: OutboxTiming = OutboxTiming(),
     ) -> None:
-        self.store = store
-        self.publisher = publisher
-        self.dispatcher = dispatcher
-        self.policies = policies
-        self.topics = topics
-        self.notifiers = notifiers
+        self.store, self.publisher, self.deliveries = store, publisher, deliveries
+        self.policies, self.topics, self.metrics = policies, topics, metrics
+        self.notifiers = tuple(notifiers)  # the configured ones, in registry order
         self.clock_ms = clock_ms
-        self.outbox_stale_ms = outbox_stale_ms
-        self.message_stale_ms = message_stale_ms
+        self.outbox = outbox
         self._publish_failed = False
 
     # ---- turning actions into outputs ------------------------------------------------------------
     def _record(self, changes: Changes, actions: Sequence[Action], policy: Policy, now: int) -> None:
         for action in actions:
-            event = AlertEvent.from_action(action, emitted_at=now)
+            event = alert_event(action, emitted_at=now)
             changes.messages.append(OutMessage(
                 id=event.event_id, topic=self.topics.alerts, key=event.machine_id,
                 value=event.model_dump_json(), created_at=now,
             ))
             changes.deliveries.extend(
-                DeliveryJob.for_event(event, name, now)
-                for name in policy.routes.for_action(action.kind) if name in self.notifiers
+                DeliveryJob.for_event(event, name, now) for name in policy.routes.targets(action.kind, self.notifiers)
             )
 
     def _after_commit(self, changes: Changes) -> None:
         """Hand over notifications, then publish and confirm the Kafka records. Raises KafkaUnavailable."""
-        self.dispatcher.submit(changes.deliveries)
+        self.deliveries.submit(changes.deliveries)
         for message in changes.messages:
             if message.topic == self.topics.alerts:
                 event = AlertEvent.model_validate_json(message.value)
-                metrics.TRANSITIONS.labels(event.action, event.machine_type).inc()
+                self.metrics.transitions.labels(event.action, event.machine_type).inc()
                 log.info("alert %s", event.action, extra={"fields": {
                     "alert_id": event.alert_id, "dedup_key": event.dedup_key, "state": event.state,
                     "reason": event.reason}})
@@ -159,40 +140,23 @@ class AlertService:
                      require_loaded: bool = False) -> list[bool]:
         """Which scores can change anything: the rest are skipped before validation and Redis.
 
-        Nearly every score is a low one of a machine at rest (policy.at_rest), which changes nothing but
-        its key's ``last_ts``. Skipping it leaves ``last_ts`` at the last score that did change something,
-        which matters only to a score arriving out of order: one older than a skipped low is then applied,
-        not ignored as stale, and at rest it changes something only if it is high. High scores and every
-        score of a key not at rest always go through the policy, so every alert decision is unchanged.
+        See forewarn.alerting.triage for why skipping them changes no decision.
 
-        With ``require_loaded``, raises store.StateLost when Redis lost the state of one of ``sources``:
+        With ``require_loaded``, raises ports.StateLost when Redis lost the state of one of ``sources``:
         an empty Redis would make every key look at rest."""
         if require_loaded:
             missing = self.store.missing_loaded(sources)
             if missing:
                 raise StateLost(missing)
-        # A key leaves rest with its first high score, so from there on within the batch every score of it
-        # is kept: the set read from Redis only knows the state before the batch.
-        restless = self.store.restless_keys()
-        policies = self.policies
-        keep = []
-        for s in scores:
-            key = dedup_key_for(s.machine_id, failure_mode_of(s))
-            if key in restless:
-                keep.append(True)
-            elif classify(policies.for_type(s.machine_type), s) == "high":
-                restless.add(key)
-                keep.append(True)
-            else:
-                keep.append(False)
+        keep = keep_for_policy(scores, self.store.restless_keys(), self.policies)
         skipped = len(keep) - sum(keep)
         if skipped:
-            metrics.SCORES.labels("at_rest").inc(skipped)
+            self.metrics.scores.labels("at_rest").inc(skipped)
         return keep
 
     def handle_scores(self, items: Sequence[ScoreInput], *, require_loaded: bool = False) -> None:
         """Apply a batch of scores; returns once its outputs are durable. With ``require_loaded``, raises
-        store.StateLost when Redis lost the state of one of the batch's partitions (nothing is decided)."""
+        ports.StateLost when Redis lost the state of one of the batch's partitions (nothing is decided)."""
         if not items:
             return
         keys = [dedup_key_for(i.score.machine_id, failure_mode_of(i.score)) for i in items]
@@ -203,10 +167,10 @@ class AlertService:
             counts.clear()
             changes = Changes()
             trackers = {k: s.tracker for k, s in stored.items()}
-            applied = {k: dict(s.offsets) for k, s in stored.items()}
+            applied = {k: dict(s.positions) for k, s in stored.items()}
             for item, key in zip(items, keys, strict=True):
                 last = applied[key].get(item.source)
-                if last is not None and item.offset <= last:
+                if last is not None and item.position <= last:
                     counts["duplicate"] = counts.get("duplicate", 0) + 1
                     continue
                 before = trackers[key] or new_tracker(item.score)
@@ -215,9 +179,9 @@ class AlertService:
                 counts["stale" if decision.stale else "applied"] = counts.get(
                     "stale" if decision.stale else "applied", 0) + 1
                 trackers[key] = decision.tracker
-                applied[key][item.source] = item.offset
+                applied[key][item.source] = item.position
                 changes.trackers[key] = decision.tracker
-                changes.offsets.setdefault(key, {})[item.source] = item.offset
+                changes.positions.setdefault(key, {})[item.source] = item.position
                 if decision.tracker.alert is not None and decision.tracker.alert != before.alert:
                     changes.add_alert(decision.tracker.alert)
                 self._record(changes, decision.actions, policy, now)
@@ -226,7 +190,7 @@ class AlertService:
         sources = [i.source for i in items] if require_loaded else []
         changes = self.store.update_keys(keys, decide, require_loaded=sources)
         for outcome, count in counts.items():
-            metrics.SCORES.labels(outcome).inc(count)
+            self.metrics.scores.labels(outcome).inc(count)
         self._after_commit(changes)
 
     def tick(self) -> None:
@@ -257,19 +221,19 @@ class AlertService:
         """Re-publish records and re-submit deliveries that a crash, an outage or a full queue left in
         the outboxes. At startup everything pending is taken; later only what is old enough that the path
         that wrote it has evidently given up."""
-        self.flush_messages(min_age_ms=0 if startup else self.message_stale_ms)
+        self.flush_messages(min_age_ms=0 if startup else self.outbox.message_stale_ms)
         now = self.clock_ms()
-        in_flight = self.dispatcher.in_flight
+        in_flight = self.deliveries.in_flight
         stale = [
             job for job in self.store.pending_deliveries()
-            if job.id not in in_flight and (startup or now - job.created_at >= self.outbox_stale_ms)
+            if job.id not in in_flight and (startup or now - job.created_at >= self.outbox.delivery_stale_ms)
         ]
         if stale:
             log.info("re-submitting deliveries from the outbox", extra={"fields": {"count": len(stale)}})
-            self.dispatcher.submit(stale)
+            self.deliveries.submit(stale)
 
     def feedback(self, alert_id: str, request: FeedbackRequest) -> FeedbackResult:
-        """Raises store.AlertNotFound and policy.InvalidTransition."""
+        """Raises ports.AlertNotFound and policy.InvalidTransition."""
         now = self.clock_ms()
 
         def decide(alert: Alert, stored: Stored) -> Changes:
@@ -280,7 +244,7 @@ class AlertService:
             if tracker is not None and tracker is not stored.tracker:
                 changes.trackers[alert.dedup_key] = tracker
             self._record(changes, actions, policy, now)
-            label = FeedbackEvent.from_feedback(new_alert, request, now)
+            label = feedback_event(new_alert, request, now)
             changes.messages.append(OutMessage(
                 id=label.event_id, topic=self.topics.feedback, key=label.machine_id,
                 value=label.model_dump_json(), created_at=now,
@@ -289,7 +253,7 @@ class AlertService:
             return changes
 
         changes = self.store.update_alert(alert_id, decide)
-        metrics.FEEDBACK.labels(request.kind).inc()
+        self.metrics.feedback.labels(request.kind).inc()
         result: FeedbackResult = changes.result
         try:
             self._after_commit(changes)
@@ -301,5 +265,8 @@ class AlertService:
     def get_alert(self, alert_id: str) -> Alert | None:
         return self.store.get_alert(alert_id)
 
-    def list_alerts(self, **filters: object) -> list[Alert]:
-        return self.store.list_alerts(**filters)  # type: ignore[arg-type]
+    def list_alerts(
+        self, *, state: AlertState | None = None, machine_id: str | None = None, since: int | None = None,
+        until: int | None = None, limit: int = 100,
+    ) -> list[Alert]:
+        return self.store.list_alerts(state=state, machine_id=machine_id, since=since, until=until, limit=limit)

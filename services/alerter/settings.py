@@ -1,7 +1,8 @@
 """Settings of the alerter: ``FOREWARN_ALERTER__*`` on top of the shared Kafka and Redis settings.
 
 Notifiers are enabled by configuring them: ``FOREWARN_ALERTER__SLACK_WEBHOOK_URL``,
-``FOREWARN_ALERTER__PAGERDUTY_ROUTING_KEY`` (+ ``PAGERDUTY_URL``), ``FOREWARN_ALERTER__WEBHOOK_URL``.
+``FOREWARN_ALERTER__PAGERDUTY_ROUTING_KEY`` (+ ``PAGERDUTY_URL``), ``FOREWARN_ALERTER__WEBHOOK_URL``: each
+registered notifier's config fields, as ``<NOTIFIER>_<FIELD>`` (notifiers/registry.py).
 API keys: ``FOREWARN_ALERTER__API_KEYS`` holds one key or several, comma-separated (a JSON list works too).
 In development an unset value means the documented dev key :data:`DEV_API_KEY`; in production the service
 refuses to start unless real keys are set.
@@ -10,16 +11,20 @@ refuses to start unless real keys are set.
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from forewarn.settings import ForewarnSettings
 
-from .pagerduty import DEFAULT_EVENTS_URL, PagerDutyConfig
-from .slack import SlackConfig
-from .webhook import WebhookConfig
+from .notifiers.base import NotifierConfig
+from .notifiers.registry import NOTIFIERS, notifier_config, notifier_settings_model
+
+if TYPE_CHECKING:
+    NotifierSettings = BaseModel
+else:  # built from the notifier registry: one field per notifier config field, see notifiers.registry
+    NotifierSettings = notifier_settings_model()
 
 DEV_API_KEY = "forewarn-dev-key"
 """The key a development alerter accepts when no keys are configured. Never valid in production."""
@@ -32,7 +37,7 @@ MIN_PRODUCTION_KEY_LENGTH = 16
 _KEY_HINT = "e.g. from: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
 
 
-class AlerterOptions(BaseModel):
+class AlerterOptions(NotifierSettings):
     host: str = Field("127.0.0.1", description="Address the feedback API binds (the container image sets 0.0.0.0).")
     port: int = Field(8002, ge=1, le=65535, description="Feedback API port.")
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(
@@ -53,11 +58,7 @@ class AlerterOptions(BaseModel):
     outbox_stale_s: float = Field(60.0, ge=0, description="A queued delivery this old, not in progress here, "
                                   "is re-submitted by the sweep (after a crash or a full queue).")
 
-    slack_webhook_url: SecretStr | None = Field(None, description="Slack incoming-webhook URL; unset: no Slack.")
-    pagerduty_routing_key: SecretStr | None = Field(None, description="PagerDuty Events v2 routing key; unset: "
-                                                    "no PagerDuty.")
-    pagerduty_url: str = Field(DEFAULT_EVENTS_URL, description="PagerDuty Events API v2 endpoint.")
-    webhook_url: str | None = Field(None, description="Generic JSON webhook; unset: none.")
+    # The notifiers' own fields (slack_webhook_url, pagerduty_routing_key, ...) come from NotifierSettings.
     notifier_timeout_s: float = Field(5.0, gt=0, le=120, description="Per-request timeout of every notifier.")
     delivery_max_attempts: int = Field(5, ge=1, le=50, description="Attempts per notification before alerts.dlq.")
     delivery_backoff_s: float = Field(1.0, ge=0, description="First retry delay; doubles per attempt.")
@@ -82,19 +83,11 @@ class AlerterOptions(BaseModel):
             return [part.strip() for part in text.split(",") if part.strip()]
         return value
 
-    def slack(self) -> SlackConfig | None:
-        if self.slack_webhook_url is None or not self.slack_webhook_url.get_secret_value():
-            return None
-        return SlackConfig(webhook_url=self.slack_webhook_url, timeout_s=self.notifier_timeout_s)
-
-    def pagerduty(self) -> PagerDutyConfig | None:
-        if self.pagerduty_routing_key is None or not self.pagerduty_routing_key.get_secret_value():
-            return None
-        return PagerDutyConfig(routing_key=self.pagerduty_routing_key, url=self.pagerduty_url,
-                               timeout_s=self.notifier_timeout_s)
-
-    def webhook(self) -> WebhookConfig | None:
-        return WebhookConfig(url=self.webhook_url, timeout_s=self.notifier_timeout_s) if self.webhook_url else None
+    def notifier_configs(self) -> dict[str, NotifierConfig]:
+        """The configured notifiers (in registry order) and their configs."""
+        shared = {"timeout_s": self.notifier_timeout_s}
+        configs = {name: notifier_config(name, self, shared) for name in NOTIFIERS}
+        return {name: config for name, config in configs.items() if config is not None}
 
 
 class AlerterSettings(ForewarnSettings):

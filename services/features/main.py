@@ -1,38 +1,46 @@
-"""Wiring of the features service: the one place its real adapters are built."""
+"""Wiring of the features service: the one place its settings, real adapters, metrics and worker are built."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 
-def build_runtime(settings=None):  # type: ignore[no-untyped-def]
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
+    from forewarn.services.features.settings import FeaturesSettings
+    from forewarn.services.features.worker import FeatureWorker
+
+
+def build_worker(settings: FeaturesSettings, registry: CollectorRegistry | None = None) -> FeatureWorker:
+    """The worker over Kafka and Redis. ``registry``: where its metrics go (default: prometheus_client's)."""
+    import prometheus_client
     import redis
 
     from forewarn import kafka, topics
     from forewarn.assets import load_asset_config
     from forewarn.online_store import RedisFeatureStore
-    from forewarn.services.features.app import Runtime
+    from forewarn.services.features.kafka_io import KafkaSourceReader, KafkaVectorSink
+    from forewarn.services.features.metrics import FeaturesMetrics
     from forewarn.services.features.processor import FeatureProcessor
-    from forewarn.services.features.settings import FeaturesSettings
-    from forewarn.services.features.snapshots import RedisSnapshots
+    from forewarn.services.features.snapshot_store import RedisSnapshotStore
+    from forewarn.services.features.worker import FeatureWorker
 
-    settings = settings or FeaturesSettings()
     opts = settings.features
     client = redis.Redis.from_url(settings.redis.url)
     source_topic = settings.kafka.topic(topics.SENSOR_READINGS)
-    runtime = Runtime(
-        settings=settings,
-        processor=FeatureProcessor(load_asset_config(settings.asset_config), emit_interval_ms=opts.emit_interval_ms),
-        producer=kafka.producer(settings.kafka, **{"linger.ms": 2}),
-        store=RedisFeatureStore(client, settings.redis.key_prefix),
-        snapshots=RedisSnapshots(client, settings.redis.key_prefix, opts.app_id, source_topic),
-        source_topic=source_topic,
+    sink = KafkaVectorSink(kafka.producer(settings.kafka, extra_config={"linger.ms": 2}),
+                           vectors_topic=settings.kafka.topic(topics.FEATURE_VECTORS),
+                           dlq_topic=settings.kafka.topic(topics.SENSOR_READINGS_DLQ), source_topic=source_topic)
+    return FeatureWorker(
+        FeatureProcessor(load_asset_config(settings.asset_config), emit_interval_ms=opts.emit_interval_ms),
+        opts,
+        sink=sink,
+        online_store=RedisFeatureStore(client, settings.redis.key_prefix),
+        snapshots=RedisSnapshotStore(client, settings.redis.key_prefix, opts.app_id, source_topic),
+        source=KafkaSourceReader(settings.kafka, source_topic),
+        metrics=FeaturesMetrics(registry if registry is not None else prometheus_client.REGISTRY),
+        store_errors=(redis.RedisError,),
     )
-    if opts.online_writer_thread:
-        from forewarn.services.features.app import store_rows
-        from forewarn.services.features.online_writer import OnlineWriter
-
-        runtime.online_writer = OnlineWriter(lambda machine_type, rows: store_rows(runtime, machine_type, rows),
-                                             retry_errors=(redis.RedisError,))
-    return runtime
 
 
 def run() -> None:
@@ -40,28 +48,31 @@ def run() -> None:
 
     from forewarn.observability import configure_json_logging
     from forewarn.services.features.app import create_app
+    from forewarn.services.features.settings import FeaturesSettings
 
-    runtime = build_runtime()
-    configure_json_logging(runtime.settings.log_level)
-    check_partitions(runtime)
-    if runtime.online_writer is not None:
-        runtime.online_writer.start()
-    app = create_app(runtime)
-    Worker(app, loglevel=runtime.settings.log_level.lower(), quiet=True).execute_from_commandline()
+    settings = FeaturesSettings()
+    worker = build_worker(settings)
+    configure_json_logging(settings.log_level)
+    check_partitions(settings)
+    worker.start()
+    app = create_app(worker, settings)
+    Worker(app, loglevel=settings.log_level.lower(), quiet=True).execute_from_commandline()
 
 
-def check_partitions(runtime) -> None:  # type: ignore[no-untyped-def]
+def check_partitions(settings: FeaturesSettings) -> None:
     """Vectors go to the source partition's number, so features.vectors needs at least as many."""
     from forewarn import kafka, topics
     from forewarn.errors import UserError
 
-    kafka_settings = runtime.settings.kafka
+    kafka_settings = settings.kafka
+    source_topic = kafka_settings.topic(topics.SENSOR_READINGS)
+    vectors_topic = kafka_settings.topic(topics.FEATURE_VECTORS)
     metadata = kafka.admin(kafka_settings).list_topics(timeout=10)
-    source = metadata.topics.get(runtime.source_topic)
-    vectors = metadata.topics.get(kafka_settings.topic(topics.FEATURE_VECTORS))
+    source = metadata.topics.get(source_topic)
+    vectors = metadata.topics.get(vectors_topic)
     if source is None or vectors is None:
-        raise UserError(f"topics {runtime.source_topic} and {kafka_settings.topic(topics.FEATURE_VECTORS)} must exist; "
+        raise UserError(f"topics {source_topic} and {vectors_topic} must exist; "
                         "run 'forewarn stack up' (local) or create them with the same partition count")
     if len(vectors.partitions) < len(source.partitions):
-        raise UserError(f"{kafka_settings.topic(topics.FEATURE_VECTORS)} has {len(vectors.partitions)} partitions, "
-                        f"fewer than {runtime.source_topic} ({len(source.partitions)}); give it as many")
+        raise UserError(f"{vectors_topic} has {len(vectors.partitions)} partitions, "
+                        f"fewer than {source_topic} ({len(source.partitions)}); give it as many")

@@ -21,12 +21,11 @@ import orjson
 
 from forewarn.assets import AssetConfig
 from forewarn.features import FEATURE_SET_VERSION, FeatureEngine
+from forewarn.reading_check import check_reading, not_json
 from forewarn.readings_wire import decode_value
 from forewarn.vector_codec import VectorBlock
 
 log = logging.getLogger(__name__)
-
-MAX_EXACT_MS = 2**53  # the engine keeps event time in float64; beyond this it would lose milliseconds
 
 
 @dataclass(frozen=True)
@@ -88,7 +87,7 @@ class FeatureProcessor:
             try:
                 readings = decode_value(record.value)
             except orjson.JSONDecodeError as exc:
-                out.rejected.append(Rejected(record, f"not JSON: {exc}"))
+                out.rejected.append(Rejected(record, not_json(exc).message))
                 continue
             for reading in readings:
                 reason = self._invalid(reading)
@@ -102,22 +101,9 @@ class FeatureProcessor:
 
     def _invalid(self, reading: object) -> str:
         """Why a decoded reading cannot be used ('' when it can). Ingest validates fully; this guards
-        against producers that write to the topic directly."""
-        if not isinstance(reading, dict):
-            return "not a JSON object"
-        machine_type = reading.get("machine_type")
-        if not isinstance(machine_type, str) or machine_type not in self.engines:
-            return f"unknown machine_type {machine_type!r}"
-        if not isinstance(reading.get("machine_id"), str) or not reading["machine_id"]:
-            return "machine_id missing or not a string"
-        ts = reading.get("ts")
-        if not isinstance(ts, int) or isinstance(ts, bool):
-            return "ts must be epoch milliseconds (integer)"
-        if not -MAX_EXACT_MS < ts < MAX_EXACT_MS:
-            return "ts out of range (must be within +-2**53 epoch milliseconds)"
-        if not isinstance(reading.get("values"), dict):
-            return "values must be an object of sensor name to number"
-        return ""
+        against producers that write to the topic directly. The Spark decode runs the same check."""
+        rejection = check_reading(reading, self.engines)
+        return "" if rejection is None else rejection.message
 
     def _apply_type(self, machine_type: str, items: list[tuple[SourceRecord, dict]], out: BatchOutput,
                     emit: bool) -> None:

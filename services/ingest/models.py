@@ -11,9 +11,10 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
 
+from forewarn.reading_check import Reason
 from forewarn.schemas import to_epoch_ms
 
-from .validation import MAX_MACHINE_ID_LENGTH, MAX_SITE_LENGTH, Reason
+from .validation import MAX_MACHINE_ID_LENGTH, MAX_SITE_LENGTH
 
 Timestamp = Annotated[StrictInt | StrictFloat | StrictStr, AfterValidator(to_epoch_ms)]
 

@@ -20,8 +20,9 @@ from typing import Any
 
 import orjson
 
+from forewarn.reading_check import Rejection
+
 from .body import Malformed
-from .validation import Rejection
 
 MAX_RAW_CHARS = 65_536  # far below Kafka's 1 MB message limit, so a dead letter always fits
 

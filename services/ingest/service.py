@@ -10,10 +10,12 @@ from typing import Any
 
 import orjson
 
+from forewarn.reading_check import Reason, Rejection
+
 from .body import Malformed
 from .publisher import Outgoing, Publisher
 from .records import encode_dead_letter, encode_reading
-from .validation import ReadingValidator, Reason, Rejection
+from .validation import ReadingValidator
 
 
 @dataclass(slots=True)

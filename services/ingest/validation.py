@@ -1,5 +1,12 @@
 """The fast validation path: one reading (a parsed JSON value) -> a normalized reading or a rejection.
 
+This is the topic-side reading check (:mod:`forewarn.reading_check`, what every consumer of
+``sensor.readings`` runs) made strict, plus what only the HTTP edge knows: the asset config's sensors and
+their ranges, the server clock, field lengths, RFC 3339 timestamps. It shares the check's
+:class:`~forewarn.reading_check.Reason` codes and :class:`~forewarn.reading_check.Rejection`, and every
+reading it accepts passes the topic check (tests/unit/test_ingest_validation.py), so a consumer never
+refuses what ingest wrote.
+
 Pydantic per reading costs several times more than the whole rest of the request, so this is plain
 dict checks against per-type sensor ranges computed once from the asset config. The pydantic model in
 ``models.py`` documents the same contract for OpenAPI; property-based tests hold the two together.
@@ -13,41 +20,16 @@ Checks run in a fixed order and the first failure is the reason:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 from forewarn.assets import AssetConfig
+from forewarn.reading_check import Reason, Rejection
 from forewarn.schemas import to_epoch_ms
 
 REQUIRED_FIELDS = ("machine_id", "machine_type", "ts", "values")
 OPTIONAL_FIELDS = ("site",)
 MAX_MACHINE_ID_LENGTH = 128
 MAX_SITE_LENGTH = 128
-
-
-class Reason(StrEnum):
-    """Why a reading was rejected: a closed set, so it can label metrics."""
-
-    MALFORMED_JSON = "malformed_json"
-    NOT_AN_OBJECT = "not_an_object"
-    MISSING_FIELD = "missing_field"
-    UNKNOWN_FIELD = "unknown_field"
-    INVALID_FIELD = "invalid_field"
-    UNKNOWN_MACHINE_TYPE = "unknown_machine_type"
-    BAD_TIMESTAMP = "bad_timestamp"
-    FUTURE_TIMESTAMP = "future_timestamp"
-    INVALID_VALUES = "invalid_values"
-    UNKNOWN_SENSOR = "unknown_sensor"
-    NOT_A_NUMBER = "not_a_number"
-    NOT_FINITE = "not_finite"
-    OUT_OF_RANGE = "out_of_range"
-
-
-@dataclass(frozen=True, slots=True)
-class Rejection:
-    reason: Reason
-    message: str
 
 
 class ReadingValidator:

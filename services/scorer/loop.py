@@ -1,7 +1,9 @@
-"""The scorer's stream loop: features.vectors -> risk.scores, at least once.
+"""The scorer's stream loop: features.vectors -> risk.scores, at least once, on the shared
+:class:`forewarn.kafka.BatchLoop`.
 
 Offsets are committed only after every score of the batch is acknowledged by the broker, so a crash
-re-scores a batch (the alerter deduplicates) but never skips one.
+re-scores a batch (the alerter deduplicates) but never skips one. A batch whose scores cannot be delivered
+takes the process down (``on_failure="raise"``): its restart resumes at the last commit.
 """
 
 from __future__ import annotations
@@ -9,35 +11,32 @@ from __future__ import annotations
 import logging
 import threading
 import time
-
-from confluent_kafka import KafkaException
-from prometheus_client import Counter, Gauge, Histogram
+from typing import Any
 
 from forewarn import kafka, scores_wire, topics, vector_codec
+from forewarn.services.scorer.metrics import ScorerMetrics
 from forewarn.services.scorer.model_watch import ModelHolder
-from forewarn.services.scorer.scoring import EvidenceCache, ScoredBlock, score_block
+from forewarn.services.scorer.scoring import EvidenceCache, score_block
 from forewarn.services.scorer.settings import ScorerSettings
 
 log = logging.getLogger(__name__)
 
-SCORED = Counter("forewarn_scorer_scored_total", "Feature vectors scored", ["model_version"])
-BAD_MESSAGES = Counter("forewarn_scorer_bad_messages_total", "Feature vectors that could not be decoded")
-BATCH_SECONDS = Histogram("forewarn_scorer_batch_seconds", "Time to score and deliver one batch")
-MODEL_VERSION = Gauge("forewarn_scorer_model_version", "Version of the model serving now")
-
-
-class DeliveryFailed(RuntimeError):
-    pass
-
 
 class ScoreLoop:
-    def __init__(self, settings: ScorerSettings, holder: ModelHolder) -> None:
+    def __init__(self, settings: ScorerSettings, holder: ModelHolder, metrics: ScorerMetrics) -> None:
         self.settings = settings
         self.holder = holder
+        self.metrics = metrics
         self.stop = threading.Event()
-        self.batches = 0
         self.evidence = EvidenceCache(settings.scorer.explain_refresh_ms)
+        self.out_topic = settings.kafka.topic(topics.RISK_SCORES)
         self._out_partitions: int | None = None
+        self._producer: Any = None
+        self.stream: kafka.BatchLoop[Any] | None = None
+
+    @property
+    def batches(self) -> int:
+        return 0 if self.stream is None else self.stream.batches
 
     def run(self) -> None:
         opts = self.settings.scorer
@@ -47,26 +46,34 @@ class ScoreLoop:
             return
         consumer = kafka.consumer(self.settings.kafka, group_id=opts.group_id,
                                   **{"session.timeout.ms": opts.session_timeout_ms})
-        producer = kafka.producer(self.settings.kafka)
+        self._producer = kafka.producer(self.settings.kafka)
         consumer.subscribe([self.settings.kafka.topic(topics.FEATURE_VECTORS)])
-        out_topic = self.settings.kafka.topic(topics.RISK_SCORES)
+        self.stream = kafka.BatchLoop(consumer, vector_codec.decode, self._score, batch_size=opts.batch_size,
+                                      poll_timeout_s=opts.poll_timeout_s, on_error=self._on_error,
+                                      on_failure="raise", batch_seconds=self.metrics.batch_seconds)
         try:
-            while not self.stop.is_set():
-                messages = kafka.consume_ready(consumer, opts.batch_size, opts.poll_timeout_s)
-                if messages:
-                    self._process(messages, producer, out_topic)
-                    self._commit(consumer)
-                    self.batches += 1
+            self.stream.run(self.stop)
         finally:
             consumer.close()
 
-    def _partitions(self, producer, topic: str) -> int:  # type: ignore[no-untyped-def]
+    def _on_error(self, exc: Exception, message: Any) -> bool:
+        """A poison block is logged with its coordinates and skipped, never retried forever; a consumer error
+        (e.g. the topic does not exist yet) is retried by librdkafka, so the loop goes on."""
+        if isinstance(exc, kafka.KafkaClientError):
+            return kafka.log_and_skip(exc, message)
+        self.metrics.bad_messages.inc()
+        log.error("undecodable feature block: %s", exc, extra={"fields": kafka.where(message)})
+        return True
+
+    def _partitions(self) -> int:
         """Partitions of the output topic, looked up once (a broker restarting: retried for 60 s)."""
+        from confluent_kafka import KafkaException
+
         deadline = time.monotonic() + 60
         while self._out_partitions is None:
             problem = ""
             try:
-                metadata = producer.list_topics(topic, timeout=10).topics[topic]
+                metadata = self._producer.list_topics(self.out_topic, timeout=10).topics[self.out_topic]
                 if metadata.error is None and metadata.partitions:
                     self._out_partitions = len(metadata.partitions)
                     break
@@ -74,64 +81,27 @@ class ScoreLoop:
             except KafkaException as exc:
                 problem = str(exc)
             if time.monotonic() > deadline or self.stop.is_set():
-                raise DeliveryFailed(f"{topic} is not available ({problem}); create it (forewarn stack up creates "
-                                     "the topics) or check the broker; not committing")
-            log.warning("waiting for %s (%s)", topic, problem)
+                raise kafka.KafkaUnavailable(f"{self.out_topic} is not available ({problem}); create it (forewarn "
+                                             "stack up creates the topics) or check the broker; not committing")
+            log.warning("waiting for %s (%s)", self.out_topic, problem)
             self.stop.wait(1.0)
         return self._out_partitions
 
-    @staticmethod
-    def _commit(consumer) -> None:  # type: ignore[no-untyped-def]
-        """Commit what was scored and delivered. A failed commit (broker restarting, group rebalancing,
-        assignment lost after a session timeout) loses nothing: the batch is consumed again from the last
-        committed offset and the alerter ignores scores it has seen (same event time). So carry on."""
-        try:
-            consumer.commit(asynchronous=False)
-        except KafkaException as exc:
-            log.warning("offset commit failed (%s); those vectors will be scored again", exc)
-
-    def _process(self, messages: list, producer, out_topic: str) -> None:  # type: ignore[no-untyped-def]
-        started = time.perf_counter()
+    def _score(self, blocks: list[kafka.Decoded[Any]]) -> kafka.Delivery:
         bundle = self.holder.current  # one model for the whole batch
         assert bundle is not None
         opts = self.settings.scorer
-        blocks: list[tuple[int, ScoredBlock]] = []
-        for message in messages:
-            if message.error():
-                if message.error().fatal():
-                    raise RuntimeError(f"fatal consume error: {message.error()}")
-                # e.g. the topic does not exist yet: librdkafka keeps retrying, so do we.
-                log.warning("consume error: %s", message.error())
-                continue
-            try:
-                block = vector_codec.decode(message.value())
-            except (ValueError, OSError, KeyError) as exc:
-                # A poison message is logged with its coordinates and skipped, never retried forever.
-                BAD_MESSAGES.inc()
-                log.error("undecodable feature block: %s", exc, extra={"fields": {
-                    "topic": message.topic(), "partition": message.partition(), "offset": message.offset()}})
-                continue
-            blocks.append((message.partition(), score_block(bundle, block, explain_above=opts.explain_above,
-                                                            top_k=opts.top_k, evidence=self.evidence)))
-        errors: list[str] = []
-
-        def on_delivery(err, _msg) -> None:  # type: ignore[no-untyped-def]
-            if err is not None:
-                errors.append(str(err))
-
+        delivery = kafka.Delivery(self._producer)
+        out_partitions = self._partitions()
         scored = 0
-        out_partitions = self._partitions(producer, out_topic)
-        for source_partition, scores in blocks:
+        for block in blocks:
+            scores = score_block(bundle, block.value, explain_above=opts.explain_above, top_k=opts.top_k,
+                                 evidence=self.evidence)
             # Envelopes (forewarn.scores_wire) to the partition of the block's readings, so each machine's
             # scores stay in one partition, in order; a topic with fewer partitions folds them together.
             for value in scores_wire.envelopes(scores.payloads()):
-                producer.produce(out_topic, value=value, partition=source_partition % out_partitions,
-                                 on_delivery=on_delivery)
-                producer.poll(0)
+                delivery.produce(self.out_topic, value, partition=block.partition % out_partitions)
             scored += len(scores)
-        remaining = producer.flush(30)
-        if remaining or errors:
-            raise DeliveryFailed(f"{remaining} scores undelivered, errors: {errors[:3]}; not committing")
-        SCORED.labels(bundle.version).inc(scored)
-        MODEL_VERSION.set(float(bundle.version) if bundle.version.isdigit() else 0)
-        BATCH_SECONDS.observe(time.perf_counter() - started)
+        self.metrics.scored.labels(bundle.version).inc(scored)
+        self.metrics.model_version.set(float(bundle.version) if bundle.version.isdigit() else 0)
+        return delivery

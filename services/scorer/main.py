@@ -10,11 +10,13 @@ from contextlib import asynccontextmanager
 def run() -> None:
     import redis
     import uvicorn
+    from prometheus_client import REGISTRY
 
     from forewarn.observability import configure_json_logging
     from forewarn.online_store import RedisFeatureStore
     from forewarn.services.scorer.app import create_app
     from forewarn.services.scorer.loop import ScoreLoop
+    from forewarn.services.scorer.metrics import ScorerMetrics
     from forewarn.services.scorer.model_watch import ModelHolder
     from forewarn.services.scorer.settings import ScorerSettings
 
@@ -26,7 +28,7 @@ def run() -> None:
         compile_model=opts.compile_model, compile_cache_dir=opts.compile_cache_dir,
     )
     store = RedisFeatureStore(redis.Redis.from_url(settings.redis.url), settings.redis.key_prefix)
-    loop = ScoreLoop(settings, holder)
+    loop = ScoreLoop(settings, holder, ScorerMetrics(REGISTRY))
 
     @asynccontextmanager
     async def lifespan(_app):  # type: ignore[no-untyped-def]

@@ -216,7 +216,8 @@ def run_demo(options: DemoOptions, console: Console) -> None:
         stdout=subprocess.DEVNULL, stderr=(options.workdir / "logs" / "simulator.log").open("wb"),
     )
     view = LiveView()
-    reader = kafka.consumer(settings.kafka, group_id=f"demo-view-{os.getpid()}", **{"auto.offset.reset": "latest"})
+    reader = kafka.consumer(settings.kafka, group_id=f"demo-view-{os.getpid()}",
+                            extra_config={"auto.offset.reset": "latest"})
     alerts_topic = settings.kafka.topic(topics.ALERTS)
     reader.subscribe([settings.kafka.topic(topics.RISK_SCORES), alerts_topic])
     began = time.monotonic()

@@ -7,8 +7,13 @@ No `from __future__ import annotations` here: FastAPI must resolve the route ann
 import logging
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import orjson
+
+if TYPE_CHECKING:
+    from fastapi import APIRouter
+    from prometheus_client import CollectorRegistry
 
 ReadinessCheck = Callable[[], tuple[bool, str]]
 
@@ -37,10 +42,13 @@ def configure_json_logging(level: str = "INFO") -> None:
     logging.Formatter.converter = __import__("time").gmtime
 
 
-def ops_router(readiness: ReadinessCheck):  # type: ignore[no-untyped-def]
-    """FastAPI router with /healthz (process alive), /readyz (dependencies usable) and /metrics."""
+def ops_router(readiness: ReadinessCheck, registry: "CollectorRegistry | None" = None) -> "APIRouter":
+    """FastAPI router with /healthz (process alive), /readyz (dependencies usable) and /metrics (from
+    ``registry``, by default the process-wide one the service's wiring registered its metrics in)."""
     from fastapi import APIRouter, Response
-    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+    from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+
+    served = REGISTRY if registry is None else registry
 
     router = APIRouter(tags=["operations"])
 
@@ -56,6 +64,6 @@ def ops_router(readiness: ReadinessCheck):  # type: ignore[no-untyped-def]
 
     @router.get("/metrics")
     def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(served), media_type=CONTENT_TYPE_LATEST)
 
     return router

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 import orjson
@@ -68,7 +68,7 @@ return #KEYS - 1
 
 
 class RedisFeatureStore:
-    def __init__(self, client, prefix: str = "fw") -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, client: Any, prefix: str = "fw") -> None:  # client: a redis.Redis
         self.client = client
         self.prefix = prefix
         self._known_names: dict[str, list[str]] = {}

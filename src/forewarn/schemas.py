@@ -108,3 +108,87 @@ class RiskScore(BaseModel):
     site: str | None = None
     scored_at: int | None = Field(None, description="Wall-clock epoch ms when the score was produced.")
     ingested_at: int | None = Field(None, description="When ingest accepted the reading behind it (epoch ms).")
+
+
+# ---- alert and feedback events (the alerter's outputs) ------------------------------------------
+# The one place of their contract: the alerter writes them (forewarn.alerting.events builds them from its
+# decisions), notifiers and the lake read them (forewarn.etl.lake derives the feedback table from
+# FeedbackEvent). Field order is the order of the JSON on the topics: keep it.
+
+AlertStatus = Literal["idle", "pending", "triggered", "acknowledged", "resolved"]
+"""Where a dedup key is in its lifecycle (an alert exists from ``triggered`` on)."""
+AlertState = Literal["triggered", "acknowledged", "resolved"]
+AlertAction = Literal["trigger", "escalate", "acknowledge", "resolve", "feedback"]
+FeedbackKind = Literal["acknowledged", "confirmed_failure", "false_alarm", "maintenance_done"]
+Severity = Literal["info", "warning", "error", "critical"]
+
+
+class AlertEvent(BaseModel):
+    """One change of one alert (``alerts`` topic, and what notifiers receive). ``event_id`` is unique and
+    stable: reprocessing yields the same id."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    event_id: str
+    action: AlertAction
+    alert_id: str
+    revision: int = Field(description="The alert's change counter: orders the events of one alert.")
+    dedup_key: str
+    machine_id: str
+    machine_type: str
+    site: str | None = None
+    mode: str
+    state: AlertState
+    previous_state: AlertStatus
+    reason: str
+    severity: Severity
+    p_failure: float
+    peak_p: float
+    rul: float | None = None
+    horizon: str | None = None
+    model_version: str | None = None
+    evidence: list[Contribution] = Field(default_factory=list)
+    escalation_level: int = 0
+    outcome: FeedbackKind | None = None
+    ts: int = Field(description="Event time (epoch ms) of the score behind this change.")
+    opened_ts: int
+    resolved_ts: int | None = None
+    emitted_at: int = Field(description="Wall time (epoch ms) the alerter decided this change.")
+
+
+class AlertWindow(BaseModel):
+    start_ts: int = Field(description="Event time the alert triggered.")
+    end_ts: int = Field(description="Event time it resolved, or of its latest score while still open.")
+
+
+class FeedbackEvent(BaseModel):
+    """A label for the training ETL (``feedback`` topic): what an operator said about an alert."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    event_id: str
+    kind: FeedbackKind
+    alert_id: str
+    dedup_key: str
+    machine_id: str
+    machine_type: str
+    site: str | None = None
+    failure_ts: int | None = None
+    failure_mode: str | None = None
+    alert_window: AlertWindow = Field(json_schema_extra={"lake_prefix": "window_"})
+    alert_state: AlertState
+    comment: str | None = Field(None, json_schema_extra={"lake": False})  # free text: not a lake column
+    operator: str | None = None
+    received_at: int
+
+
+class DeadLetter(BaseModel):
+    """What ``alerts.dlq`` receives when a delivery gives up."""
+
+    delivery_id: str
+    notifier: str
+    attempts: int
+    error: str
+    failed_at: int
+    event: AlertEvent
+    kind: Literal["delivery_failed"] = "delivery_failed"

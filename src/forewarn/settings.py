@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Non-standard default ports so a system-wide Kafka/Redis/MLflow (e.g. one that apt started) never
@@ -28,6 +28,17 @@ class KafkaSettings(BaseModel):
     topic_partitions: int = Field(4, ge=1, description="Partitions for the project's topics.")
     replication_factor: int = Field(1, ge=1, description="Replication factor for the project's topics.")
     topic_prefix: str = Field("", description="Prefix for every topic name (isolates tests and tenants).")
+    # Connection security: every Kafka client of the project (confluent-kafka, faust, Spark) takes these
+    # from here, through forewarn.kafka.connection_config, so a secure profile changes settings, not code.
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="How clients talk to the brokers (PLAINTEXT on loopback by default)."
+    )
+    sasl_mechanism: str = Field("SCRAM-SHA-512", description="SASL mechanism when the protocol is SASL_*.")
+    sasl_username: str | None = Field(None, description="SASL user of this service.")
+    sasl_password: SecretStr | None = Field(None, description="SASL password of this service.")
+    ssl_ca_location: str | None = Field(None, description="PEM file of the CA that signed the brokers' certificates.")
+    ssl_certificate_location: str | None = Field(None, description="Client certificate (PEM) for mutual TLS.")
+    ssl_key_location: str | None = Field(None, description="Client private key (PEM) for mutual TLS.")
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"

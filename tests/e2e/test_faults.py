@@ -353,12 +353,12 @@ class Run:
         """Each source partition's feature snapshot holds every machine of the partition (a snapshot that
         lacks one would restore it as new after the next crash)."""
         from forewarn.readings_wire import partition_for
-        from forewarn.services.features.snapshots import RedisSnapshots
+        from forewarn.services.features.snapshot_store import RedisSnapshotStore
 
         partitions = self.kafka.topic_partitions
-        snapshots = RedisSnapshots(redis.Redis.from_url(self.env["FOREWARN_REDIS__URL"]),
-                                   self.env["FOREWARN_REDIS__KEY_PREFIX"], self.groups["features"],
-                                   self.topic(topics.SENSOR_READINGS))
+        snapshots = RedisSnapshotStore(redis.Redis.from_url(self.env["FOREWARN_REDIS__URL"]),
+                                       self.env["FOREWARN_REDIS__KEY_PREFIX"], self.groups["features"],
+                                       self.topic(topics.SENSOR_READINGS))
         for partition in range(partitions):
             _applied, states = snapshots.load(partition)
             held = {str(m) for state in states.values() for m in state["machine_ids"].tolist()}
@@ -428,7 +428,7 @@ def restart_broker(run: Run) -> dict[str, float]:
 
 def restart_redis_empty(run: Run) -> dict[str, float]:
     from forewarn.online_store import RedisFeatureStore
-    from forewarn.services.alerter.store import AlertStore
+    from forewarn.services.alerter.adapters.redis_store import RedisAlertStore
 
     stack = run.fault_stack
     stack.tracker.stop("redis")
@@ -441,7 +441,7 @@ def restart_redis_empty(run: Run) -> dict[str, float]:
     client = redis.Redis.from_url(run.env["FOREWARN_REDIS__URL"])
     prefix = run.env["FOREWARN_REDIS__KEY_PREFIX"]
     features_store = RedisFeatureStore(client, prefix)
-    alert_store = AlertStore(redis.Redis.from_url(run.env["FOREWARN_REDIS__URL"], decode_responses=True), prefix,
+    alert_store = RedisAlertStore(redis.Redis.from_url(run.env["FOREWARN_REDIS__URL"], decode_responses=True), prefix,
                              alert_retention_s=60, done_marker_ttl_s=60)
     scores = run.topic(topics.RISK_SCORES)
     partitions = range(run.kafka.topic_partitions)
@@ -470,8 +470,8 @@ def expected_alerts(per_reading: dict[tuple[str, int], np.ndarray], booster: Any
     """(alert ids triggered, alert ids resolved) by the alert policy over the offline scores."""
     import yaml
 
+    from forewarn.alerting.policy import new_tracker, on_score
     from forewarn.schemas import RiskScore
-    from forewarn.services.alerter.policy import new_tracker, on_score
     from forewarn.services.alerter.policy_file import parse_policy_book
 
     book = parse_policy_book(yaml.safe_load(POLICY))
@@ -589,9 +589,9 @@ def read_vectors(run: Run) -> list[tuple[str, int, np.ndarray]]:
 def settle_outbox(run: Run, timeout_s: float = 5.0) -> None:
     """Kill the alerter between deliveries where the stream allows: a kill between a notifier's answer and
     its 'done' marker means a resend (PagerDuty's dedup key absorbs it, but the count here is exact)."""
-    from forewarn.services.alerter.store import AlertStore
+    from forewarn.services.alerter.adapters.redis_store import RedisAlertStore
 
-    store = AlertStore(redis.Redis.from_url(run.env["FOREWARN_REDIS__URL"], decode_responses=True),
+    store = RedisAlertStore(redis.Redis.from_url(run.env["FOREWARN_REDIS__URL"], decode_responses=True),
                        run.env["FOREWARN_REDIS__KEY_PREFIX"], alert_retention_s=60, done_marker_ttl_s=60)
     deadline = time.monotonic() + timeout_s
     while store.pending_deliveries() and time.monotonic() < deadline:

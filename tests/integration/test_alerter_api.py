@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from tests.integration.test_alerter_pipeline import INCIDENT, POLICY, T0, Env, Running, count
 
 from forewarn import topics
-from forewarn.services.alerter.main import bootstrap
+from forewarn.services.alerter.bootstrap import bootstrap
 from forewarn.services.alerter.settings import DEV_API_KEY
 
 pytestmark = pytest.mark.timeout(60)

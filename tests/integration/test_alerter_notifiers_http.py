@@ -7,11 +7,11 @@ import time
 import pytest
 from pydantic import SecretStr
 
-from forewarn.services.alerter.events import AlertEvent
-from forewarn.services.alerter.notifier import DeliveryError
-from forewarn.services.alerter.pagerduty import PagerDutyConfig, PagerDutyNotifier
-from forewarn.services.alerter.slack import SlackConfig, SlackNotifier
-from forewarn.services.alerter.webhook import WebhookConfig, WebhookNotifier
+from forewarn.schemas import AlertEvent
+from forewarn.services.alerter.notifiers.base import DeliveryError
+from forewarn.services.alerter.notifiers.pagerduty import PagerDutyConfig, PagerDutyNotifier
+from forewarn.services.alerter.notifiers.slack import SlackConfig, SlackNotifier
+from forewarn.services.alerter.notifiers.webhook import WebhookConfig, WebhookNotifier
 from receivers import Fault, PagerDutyReceiver, SlackReceiver, WebhookReceiver
 
 pytestmark = pytest.mark.timeout(30)

@@ -21,9 +21,9 @@ from prometheus_client import REGISTRY
 
 from forewarn import kafka, topics
 from forewarn.schemas import Contribution, RiskScore
-from forewarn.services.alerter.main import Alerter, bootstrap
+from forewarn.services.alerter.adapters.redis_store import RedisAlertStore
+from forewarn.services.alerter.bootstrap import Alerter, bootstrap
 from forewarn.services.alerter.settings import AlerterSettings
-from forewarn.services.alerter.store import AlertStore
 from forewarn.settings import RedisSettings
 from receivers import Fault, PagerDutyReceiver, SlackReceiver, WebhookReceiver
 
@@ -377,7 +377,7 @@ def test_kill_9_and_restart_of_forewarn_run_alerter_pages_exactly_once(env: Env,
         # Between a notifier's answer and the 'done' marker there is an unavoidable instant where a kill
         # means a resend (PagerDuty's dedup key absorbs it; pages() checks that below). Kill outside it, in
         # the middle of the stream, so the wire-level counts can be exact.
-        store = AlertStore(redis.Redis.from_url(env.redis.url, decode_responses=True), env.redis.key_prefix,
+        store = RedisAlertStore(redis.Redis.from_url(env.redis.url, decode_responses=True), env.redis.key_prefix,
                            alert_retention_s=60, done_marker_ttl_s=60)
         deadline = time.monotonic() + 10
         while store.pending_deliveries():

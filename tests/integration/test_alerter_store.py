@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import redis
 
-from forewarn.services.alerter.policy import Tracker
-from forewarn.services.alerter.store import AlertStore, Changes
+from forewarn.alerting.changes import Changes
+from forewarn.alerting.policy import Tracker
+from forewarn.services.alerter.adapters.redis_store import RedisAlertStore
 from forewarn.settings import RedisSettings
 
 
@@ -16,7 +17,7 @@ def tracker(key: str, **update: object) -> Tracker:
 
 def test_restless_set_follows_every_write_and_is_built_for_an_older_store(stack: object, uid: str) -> None:
     client = redis.Redis.from_url(RedisSettings().url, decode_responses=True)
-    store = AlertStore(client, f"test-{uid}", alert_retention_s=60, done_marker_ttl_s=60)
+    store = RedisAlertStore(client, f"test-{uid}", alert_retention_s=60, done_marker_ttl_s=60)
     try:
         states = {
             "idle:any": tracker("idle:any", last_ts=5),

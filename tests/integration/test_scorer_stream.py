@@ -7,11 +7,13 @@ import time
 
 import lightgbm as lgb
 import numpy as np
+from prometheus_client import CollectorRegistry
 
 from forewarn import kafka, topics
 from forewarn.model_bundle import log_bundle
 from forewarn.scores_wire import decode_value
 from forewarn.services.scorer.loop import ScoreLoop
+from forewarn.services.scorer.metrics import ScorerMetrics
 from forewarn.services.scorer.model_watch import ModelHolder
 from forewarn.services.scorer.settings import ScorerOptions, ScorerSettings
 from forewarn.vector_codec import VectorBlock, encode
@@ -73,7 +75,7 @@ def test_scores_every_vector_once_and_hot_swaps(stack, uid) -> None:
     client.set_registered_model_alias(name, "champion", v1)
 
     holder = ModelHolder.from_registry(tracking, name, "champion", num_threads=1)
-    loop = ScoreLoop(settings, holder)
+    loop = ScoreLoop(settings, holder, ScorerMetrics(CollectorRegistry()))
     watcher = holder.watch(loop.stop, settings.scorer.model_poll_s)
     worker = threading.Thread(target=loop.run, daemon=True)
     worker.start()

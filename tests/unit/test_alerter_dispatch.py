@@ -5,9 +5,13 @@ from __future__ import annotations
 import threading
 import time
 
-from forewarn.services.alerter.dispatch import Dispatcher, RetryPolicy
-from forewarn.services.alerter.events import AlertEvent, DeadLetter, DeliveryJob
-from forewarn.services.alerter.notifier import DeliveryError
+from prometheus_client import CollectorRegistry
+
+from forewarn.alerting.events import DeliveryJob
+from forewarn.schemas import AlertEvent, DeadLetter
+from forewarn.services.alerter.metrics import AlerterMetrics
+from forewarn.services.alerter.notifiers.base import DeliveryError
+from forewarn.services.alerter.notifiers.dispatch import Dispatcher, RetryPolicy
 
 
 class FakeLedger:
@@ -75,7 +79,7 @@ def wait(predicate, timeout: float = 10.0) -> bool:  # type: ignore[no-untyped-d
 def make(*notifiers: FakeNotifier, attempts: int = 3, **kwargs: object) -> tuple[Dispatcher, FakeLedger,
                                                                                  FakeDeadLetters]:
     ledger, dlq = FakeLedger(), FakeDeadLetters()
-    dispatcher = Dispatcher({n.name: n for n in notifiers}, ledger, dlq,
+    dispatcher = Dispatcher({n.name: n for n in notifiers}, ledger, dlq, AlerterMetrics(CollectorRegistry()),
                             retry=RetryPolicy(max_attempts=attempts, backoff_s=0.01, backoff_max_s=0.05),
                             **kwargs)  # type: ignore[arg-type]
     dispatcher.start()
@@ -219,7 +223,8 @@ class FlakyLedger(FakeLedger):
 def test_a_ledger_outage_before_sending_keeps_the_job_and_sends_it_once() -> None:
     pd = FakeNotifier("pagerduty")
     ledger, dlq = FlakyLedger(fail_done=3), FakeDeadLetters()
-    dispatcher = Dispatcher({"pagerduty": pd}, ledger, dlq, retry=RetryPolicy(max_attempts=2, backoff_s=0.01))
+    dispatcher = Dispatcher({"pagerduty": pd}, ledger, dlq, AlerterMetrics(CollectorRegistry()),
+                            retry=RetryPolicy(max_attempts=2, backoff_s=0.01))
     dispatcher.start()
     try:
         one = job("m1", "pagerduty")
@@ -233,7 +238,7 @@ def test_a_ledger_outage_before_sending_keeps_the_job_and_sends_it_once() -> Non
 def test_a_ledger_outage_after_sending_records_it_without_sending_again() -> None:
     pd = FakeNotifier("pagerduty")
     ledger, dlq = FlakyLedger(fail_finish=4), FakeDeadLetters()
-    dispatcher = Dispatcher({"pagerduty": pd}, ledger, dlq)
+    dispatcher = Dispatcher({"pagerduty": pd}, ledger, dlq, AlerterMetrics(CollectorRegistry()))
     dispatcher.start()
     try:
         first, second = job("m1", "pagerduty"), job("m1", "pagerduty", "resolve", revision=2)

@@ -7,11 +7,10 @@ import json
 
 import pytest
 
-from forewarn.schemas import Contribution
-from forewarn.services.alerter.events import AlertEvent
-from forewarn.services.alerter.pagerduty import pagerduty_dedup_key, pagerduty_event
-from forewarn.services.alerter.slack import slack_message
-from forewarn.services.alerter.webhook import webhook_body
+from forewarn.schemas import AlertEvent, Contribution
+from forewarn.services.alerter.notifiers.pagerduty import pagerduty_dedup_key, pagerduty_event
+from forewarn.services.alerter.notifiers.slack import slack_message
+from forewarn.services.alerter.notifiers.webhook import webhook_body
 from receivers import pagerduty_problems, slack_problems
 
 

@@ -6,8 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from forewarn.schemas import Contribution, RiskScore
-from forewarn.services.alerter.policy import (
+from forewarn.alerting.policy import (
     InvalidTransition,
     Policy,
     Tracker,
@@ -19,6 +18,7 @@ from forewarn.services.alerter.policy import (
     on_tick,
     severity_for,
 )
+from forewarn.schemas import Contribution, RiskScore
 
 MIN = 60_000
 NOW = 1_700_000_000_000

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import random
 
-from forewarn.schemas import RiskScore
-from forewarn.services.alerter.events import AlertEvent
-from forewarn.services.alerter.policy import (
+from forewarn.alerting.changes import ScoreInput
+from forewarn.alerting.events import alert_event
+from forewarn.alerting.policy import (
     Policy,
     PolicyBook,
     Tracker,
@@ -17,7 +17,8 @@ from forewarn.services.alerter.policy import (
     on_score,
     on_tick,
 )
-from forewarn.services.alerter.rebuild import ReplayScore, replay
+from forewarn.alerting.replay import replay
+from forewarn.schemas import AlertEvent, RiskScore
 
 T0 = 1_767_225_600_000
 WALL0 = 1_780_000_000_000
@@ -31,14 +32,14 @@ def score(machine: str, i: int, p: float) -> RiskScore:
                      model_version="1")
 
 
-def live_run(seed: int) -> tuple[list[ReplayScore], list[AlertEvent], dict[str, Tracker], dict[str, object]]:
+def live_run(seed: int) -> tuple[list[ScoreInput], list[AlertEvent], dict[str, Tracker], dict[str, object]]:
     """What the service does, minus Redis and Kafka: scores in order, with escalation ticks and operator
     feedback at random wall-clock moments in between; every action recorded as the alerts topic would."""
     rng = random.Random(seed)
     trackers: dict[str, Tracker] = {}
     alerts: dict[str, object] = {}
     recorded: list[AlertEvent] = []
-    scores: list[ReplayScore] = []
+    scores: list[ScoreInput] = []
     wall = WALL0
     machines = ["m1", "m2", "m3"]
     for i in range(300):
@@ -48,9 +49,9 @@ def live_run(seed: int) -> tuple[list[ReplayScore], list[AlertEvent], dict[str, 
             key = f"{machine}:any"
             tracker = trackers.get(key) or new_tracker(s)
             decision = on_score(tracker, s, POLICY, wall)
-            recorded += [AlertEvent.from_action(a, emitted_at=wall) for a in decision.actions]
+            recorded += [alert_event(a, emitted_at=wall) for a in decision.actions]
             tracker = decision.tracker
-            scores.append(ReplayScore(f"risk.scores:{len(scores) % 2}", len(scores), s))
+            scores.append(ScoreInput(f"risk.scores:{len(scores) % 2}", len(scores), s))
             if tracker.alert is not None and rng.random() < 0.08:  # an operator answers
                 options = allowed_feedback(tracker.alert)
                 if options:
@@ -58,12 +59,12 @@ def live_run(seed: int) -> tuple[list[ReplayScore], list[AlertEvent], dict[str, 
                     alert, changed, more = apply_feedback(tracker.alert, tracker, rng.choice(options), POLICY, wall)
                     tracker = changed or tracker
                     alerts[alert.id] = alert
-                    recorded += [AlertEvent.from_action(a, emitted_at=wall) for a in more]
+                    recorded += [alert_event(a, emitted_at=wall) for a in more]
             if tracker.alert is not None and rng.random() < 0.1:  # the escalation tick
                 wall += 1
                 tick = on_tick(tracker, POLICY, wall)
                 tracker = tick.tracker
-                recorded += [AlertEvent.from_action(a, emitted_at=wall) for a in tick.actions]
+                recorded += [alert_event(a, emitted_at=wall) for a in tick.actions]
             trackers[key] = tracker
             if tracker.alert is not None:
                 alerts[tracker.alert.id] = tracker.alert
@@ -82,8 +83,8 @@ def test_replay_rebuilds_the_live_state_exactly() -> None:
                               or e.reason.startswith("operator"))
         last = {}
         for item in scores:
-            last.setdefault(f"{item.score.machine_id}:any", {})[item.source] = item.offset
-        assert changes.offsets == last
+            last.setdefault(f"{item.score.machine_id}:any", {})[item.source] = item.position
+        assert changes.positions == last
 
 
 def test_replay_without_recorded_events_still_gives_the_score_driven_state() -> None:
@@ -93,7 +94,7 @@ def test_replay_without_recorded_events_still_gives_the_score_driven_state() -> 
         s = score("m1", i * 30, p)  # 30 s apart: past the cooldown
         tracker = trackers.get("m1:any") or new_tracker(s)
         trackers["m1:any"] = on_score(tracker, s, policy, WALL0).tracker
-        scores.append(ReplayScore("risk.scores:0", i, s))
+        scores.append(ScoreInput("risk.scores:0", i, s))
     changes, _ = replay(scores, [], PolicyBook(defaults=policy), fallback_now=WALL0)
     assert changes.trackers == trackers
     assert changes.trackers["m1:any"].incidents == 2

@@ -26,7 +26,8 @@ def test_development_defaults_to_the_dev_key_and_no_notifiers() -> None:
     settings = AlerterSettings()
     assert settings.alerter.port == 8002
     assert settings.accepted_keys() == (DEV_API_KEY.encode(),)
-    assert (settings.alerter.slack(), settings.alerter.pagerduty(), settings.alerter.webhook()) == (None,) * 3
+    configs = settings.alerter.notifier_configs()
+    assert (configs.get("slack"), configs.get("pagerduty"), configs.get("webhook")) == (None,) * 3
 
 
 def test_production_without_keys_refuses_to_start(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -56,7 +57,8 @@ def test_notifiers_are_configured_from_the_environment(monkeypatch: pytest.Monke
     monkeypatch.setenv("FOREWARN_ALERTER__WEBHOOK_URL", "http://127.0.0.1:9/hook")
     monkeypatch.setenv("FOREWARN_ALERTER__NOTIFIER_TIMEOUT_S", "2.5")
     options = AlerterSettings().alerter
-    slack, pagerduty, webhook = options.slack(), options.pagerduty(), options.webhook()
+    configs = options.notifier_configs()
+    slack, pagerduty, webhook = configs.get("slack"), configs.get("pagerduty"), configs.get("webhook")
     assert slack is not None and slack.webhook_url.get_secret_value().endswith("/X") and slack.timeout_s == 2.5
     assert pagerduty is not None and pagerduty.url == "http://127.0.0.1:9/v2/enqueue"
     assert webhook is not None and webhook.url == "http://127.0.0.1:9/hook"

@@ -7,10 +7,12 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry
 
+from forewarn.alerting.policy import Policy, PolicyBook, Tracker, at_rest, classify, new_tracker, on_score
+from forewarn.alerting.triage import peek
 from forewarn.schemas import RiskScore
-from forewarn.services.alerter.loop import peek
-from forewarn.services.alerter.policy import Policy, PolicyBook, Tracker, at_rest, classify, new_tracker, on_score
+from forewarn.services.alerter.metrics import AlerterMetrics
 from forewarn.services.alerter.service import AlertService
 
 NOW = 1_700_000_000_000
@@ -39,7 +41,8 @@ def decisions(policy: Policy, scores: list[RiskScore], batch: int | None,
     """Actions and final tracker of one key; with ``batch``, the scores go through the service's triage
     ``batch`` at a time, as the stream loop hands them over."""
     store = RestStore()
-    service = AlertService(store, None, None, PolicyBook(defaults=policy), None, frozenset())  # type: ignore[arg-type]
+    service = AlertService(store, None, None, PolicyBook(defaults=policy), None, (),  # type: ignore[arg-type]
+                           AlerterMetrics(CollectorRegistry()))
     actions = []
     size = batch or len(scores) or 1
     for start in range(0, len(scores), size):

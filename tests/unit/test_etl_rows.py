@@ -54,6 +54,19 @@ def test_decoding_matches_the_features_service_record_by_record() -> None:
     assert output.accepted == int(decoded["reason"].isna().sum()) == 5
 
 
+def test_both_sides_give_the_first_fault_in_the_checks_order() -> None:
+    good = {"machine_id": "p1", "machine_type": "pump", "ts": BASE, "values": {"temperature": 50.0}}
+    records = [orjson.dumps({**good, "ts": 2**60, "values": [1, 2]}), orjson.dumps({**good, "ts": -(2**53)}),
+               orjson.dumps({**good, "machine_id": None, "ts": "x"}), orjson.dumps({**good, "ts": -(2**53) + 1})]
+    output = FeatureProcessor(CONFIG).process([SourceRecord(0, i, r) for i, r in enumerate(records)])
+    online_reasons = [rej.reason for rej in output.rejected]
+    offline_reasons = [r for r in decode_records(records, CONFIG)["reason"] if r is not None]
+    assert online_reasons == offline_reasons == [
+        "ts out of range (must be within +-2**53 epoch milliseconds)",
+        "ts out of range (must be within +-2**53 epoch milliseconds)",
+        "machine_id missing or not a string"]
+
+
 def test_only_finite_json_numbers_are_values() -> None:
     values = {"temperature": True, "vibration": "12.5", "pressure": 3, "current": None, "rotational_speed": 1e308}
     decoded = decode_records([orjson.dumps({"machine_id": "p", "machine_type": "pump", "ts": BASE,
@@ -66,7 +79,7 @@ def test_only_finite_json_numbers_are_values() -> None:
 def test_a_timestamp_the_engine_cannot_hold_is_rejected_not_fatal() -> None:
     decoded = decode_records([orjson.dumps({"machine_id": "p", "machine_type": "pump", "ts": 2**60,
                                             "values": {}})], CONFIG)
-    assert decoded["reason"].tolist() == ["ts out of range"]
+    assert decoded["reason"].tolist() == ["ts out of range (must be within +-2**53 epoch milliseconds)"]
 
 
 def random_records(seed: int, machines: int = 8, steps: int = 60) -> list[bytes]:

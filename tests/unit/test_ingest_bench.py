@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 from forewarn.assets import load_asset_config
 from forewarn.bench.ingest import INVALID_KINDS, IngestBenchConfig, _read_response, _readings
 from forewarn.cli.main import build_app
-from forewarn.services.ingest.validation import ReadingValidator, Rejection
+from forewarn.reading_check import Rejection
+from forewarn.services.ingest.validation import ReadingValidator
 
 
 def test_bench_data_has_the_requested_share_of_invalid_readings_of_every_kind() -> None:

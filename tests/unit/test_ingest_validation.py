@@ -7,15 +7,18 @@ import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from forewarn.assets import AssetConfig, load_asset_config
+from forewarn.reading_check import Reason, Rejection, check_reading, is_value
 from forewarn.schemas import to_epoch_ms
 from forewarn.services.ingest.models import ReadingIn
-from forewarn.services.ingest.validation import REQUIRED_FIELDS, ReadingValidator, Reason, Rejection
+from forewarn.services.ingest.records import encode_reading
+from forewarn.services.ingest.validation import REQUIRED_FIELDS, ReadingValidator
 
 NOW_MS = 1_770_000_000_000  # 2026-02-02, fixed so timestamps relative to "now" are reproducible
 PLANT = load_asset_config("plant")
@@ -103,6 +106,29 @@ def test_valid_readings_are_accepted_and_normalized(item: dict[str, Any]) -> Non
     assert result["values"] == item["values"]
     assert all(type(value) is float for value in result["values"].values())
     assert result["site"] == item.get("site")
+
+
+@FAST
+@given(valid_readings())
+def test_what_ingest_writes_passes_the_topic_check_with_every_value_counted(item: dict[str, Any]) -> None:
+    """Ingest's validator is the topic-side check made strict: a consumer never refuses what ingest wrote."""
+    result = VALIDATOR.check(item, NOW_MS)
+    assert isinstance(result, dict), result
+    _key, value = encode_reading(result, NOW_MS)
+    written = orjson.loads(value)
+    assert check_reading(written, PLANT.machine_types) is None
+    assert all(is_value(v) for v in written["values"].values())
+
+
+@FAST
+@given(valid_readings(), st.sampled_from(["machine_id", "machine_type", "ts", "values"]), json_values)
+def test_what_the_topic_check_refuses_ingest_refuses(item: dict[str, Any], field: str, value: Any) -> None:
+    """...except a ts ingest converts (RFC 3339 text, a float): the topic only ever holds integers."""
+    assume(not (field == "ts" and type(value) in (str, float)))
+    item["ts"] = to_epoch_ms(item["ts"])
+    item[field] = value
+    if check_reading(item, PLANT.machine_types) is not None:
+        rejection(item)
 
 
 @pytest.mark.parametrize("name", ["cmapss", "ai4i"])

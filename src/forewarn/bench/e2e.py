@@ -491,7 +491,7 @@ def _run(options: E2EOptions, console: Console, stack: Any, uid: str, prefix: st
     if watcher.error:
         raise RuntimeError(f"the bench's output watcher failed: {watcher.error}")
 
-    from forewarn.services.alerter.pagerduty import pagerduty_dedup_key
+    from forewarn.services.alerter.notifiers.pagerduty import pagerduty_dedup_key
 
     # PagerDuty's dedup key names one incident; a second trigger under it is a duplicate page, and an
     # incident on the alerts topic without a trigger at the receiver is a lost page.
@@ -520,7 +520,7 @@ def _run(options: E2EOptions, console: Console, stack: Any, uid: str, prefix: st
 
 
 def _event(alert: dict[str, Any]) -> Any:
-    from forewarn.services.alerter.events import AlertEvent
+    from forewarn.schemas import AlertEvent
 
     return AlertEvent.model_validate(alert)
 

@@ -150,7 +150,7 @@ def run_features_bench(
             client.delete(*keys[i:i + 5000])
 
 
-def _plant_types():  # type: ignore[no-untyped-def]
+def _plant_types() -> list[Any]:
     from forewarn.assets import load_asset_config
 
     return list(load_asset_config("plant").machine_types.values())
@@ -185,7 +185,7 @@ def _sample(service: subprocess.Popen, port: int, total: int, console: Console, 
                        f"its log: {log_path}")
 
 
-def _redis_bytes_per_machine(client, prefix: str, machines: int) -> int:  # type: ignore[no-untyped-def]
+def _redis_bytes_per_machine(client: Any, prefix: str, machines: int) -> int:
     online = [k for k, _ in zip(client.scan_iter(f"{prefix}:fv:*", count=1000), range(200), strict=False)]
     per_vector = sum(client.memory_usage(k) or 0 for k in online) / max(1, len(online))
     snapshots = sum(client.memory_usage(k) or 0 for k in client.scan_iter(f"{prefix}:fstate:*"))

@@ -4,33 +4,16 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from forewarn.cli.simulate import (
-    ApiKeyHeaderOpt,
-    ApiKeyOpt,
-    BatchSizeOpt,
-    BodyFormat,
+from forewarn.cli.shared_options import (
     ConfigOpt,
-    FormatOpt,
-    OutOpt,
-    OverwriteOpt,
-    ProgressOpt,
-    RateOpt,
-    SpeedupOpt,
     StartOpt,
-    TargetArg,
-    To,
-    ToOpt,
-    TopicOpt,
-    Truth,
-    TruthOpt,
-    TruthTopicOpt,
-    UrlOpt,
-    output_spec,
+    delivery_arguments,
     stop_on_sigterm,
+    with_delivery_options,
 )
 
 
@@ -43,9 +26,9 @@ class SourceFormat(StrEnum):
 
 def register(app: typer.Typer) -> None:
     @app.command()
+    @with_delivery_options
     def replay(
         path: Annotated[Path, typer.Argument(help="Dataset file, or a C-MAPSS folder with --subset.")],
-        target: TargetArg = None,
         config: ConfigOpt = None,
         source_format: Annotated[
             SourceFormat, typer.Option("--source-format", help="Dataset kind; auto recognises all three.")
@@ -61,20 +44,7 @@ def register(app: typer.Typer) -> None:
         interval: Annotated[
             str | None, typer.Option(help="Event time between cycles/rows (default: the config's interval).")
         ] = None,
-        rate: RateOpt = None,
-        speedup: SpeedupOpt = None,
-        to: ToOpt = To.kafka,
-        topic: TopicOpt = None,
-        truth_topic: TruthTopicOpt = None,
-        truth: TruthOpt = Truth.auto,
-        out: OutOpt = None,
-        overwrite: OverwriteOpt = False,
-        url: UrlOpt = None,
-        api_key: ApiKeyOpt = None,
-        api_key_header: ApiKeyHeaderOpt = "X-API-Key",
-        body_format: FormatOpt = BodyFormat.ndjson,
-        batch_size: BatchSizeOpt = 500,
-        progress: ProgressOpt = True,
+        **delivery: Any,
     ) -> None:
         """Replay a dataset into Kafka (or the ingest API, or Parquet) with event timestamps.
 
@@ -90,24 +60,9 @@ def register(app: typer.Typer) -> None:
         """
         from forewarn.sim.commands import run_replay
 
-        spec = output_spec(
-            to=to,
-            target=target,
-            topic=topic,
-            truth_topic=truth_topic,
-            truth=truth,
-            out=out,
-            overwrite=overwrite,
-            url=url,
-            api_key=api_key,
-            api_key_header=api_key_header,
-            body_format=body_format,
-            batch_size=batch_size,
-        )
         stop_on_sigterm()
         run_replay(
             path,
-            spec,
             config=config,
             subset=subset,
             split=split,
@@ -115,7 +70,5 @@ def register(app: typer.Typer) -> None:
             machine_type=machine_type,
             start=start,
             interval=interval,
-            rate=rate,
-            speedup=speedup,
-            progress=progress,
+            **delivery_arguments(**delivery),
         )

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import json
 import time
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from forewarn.stack.manager import LocalStack
 
 
 def register(app: typer.Typer) -> None:
     stack_app = typer.Typer(help="Run the local Kafka, Redis and MLflow as background processes.")
     app.add_typer(stack_app, name="stack")
 
-    def _stack():  # type: ignore[no-untyped-def]
+    def _stack() -> LocalStack:
         from rich.console import Console
 
         from forewarn.stack.manager import LocalStack

@@ -1,22 +1,21 @@
 """Decode lake readings exactly as the online features service decodes a Kafka record.
 
-Train/serve parity starts here: the feature module must see the very values the service fed it. The
-rules mirror ``services/features/processor.py`` (``_decode`` and ``_apply_type``) and
-tests/unit/test_etl_decode.py runs both on the same records to keep them in step:
+Train/serve parity starts here: the feature module must see the very values the service fed it. Both
+sides run the one topic-side check, :mod:`forewarn.reading_check`, and tests/unit/test_etl_rows.py runs
+the service's ``FeatureProcessor`` and :func:`decode_records` on the same records to keep them in step:
 
-* the record's bytes are parsed with orjson; not JSON, not an object, an unknown ``machine_type``, a
-  ``machine_id`` that is not a non-empty string, a ``ts`` that is not an integer, or ``values`` that is
-  not an object -> rejected with the service's reason;
-* a value counts when its sensor belongs to the reading's machine type and it is a finite JSON number;
-  anything else (null, text, a boolean, an object) is NaN (missing), as the service documents it.
+* the record's bytes are parsed with orjson; a record that is not JSON, or a reading that
+  :func:`~forewarn.reading_check.check_reading` refuses, is rejected with the service's reason;
+* a value counts when its sensor belongs to the reading's machine type and it is a finite JSON number
+  (:func:`~forewarn.reading_check.is_value`); anything else (null, text, a boolean, an object) is NaN
+  (missing), as the service documents it.
 
-One deliberate difference: a ``ts`` beyond +-2**53 ms is rejected here ("ts out of range"); the engine
-would refuse the whole batch.
+Spark runs this per bucket of machines (``applyInPandas``, see :mod:`forewarn.etl.rows`), so the check is
+the same Python function online and offline, not a second copy in column expressions.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 
 import numpy as np
@@ -24,8 +23,7 @@ import orjson
 import pandas as pd
 
 from forewarn.assets import AssetConfig
-
-_MAX_EXACT_MS = 2**53
+from forewarn.reading_check import check_reading, is_value, not_json
 
 VALUE_PREFIX = "value__"
 
@@ -62,11 +60,11 @@ def decode_records(raw_values: Iterable[bytes | None], config: AssetConfig) -> p
         try:
             reading = orjson.loads(raw)  # type: ignore[arg-type]  # None (a tombstone) fails here, as online
         except orjson.JSONDecodeError as exc:
-            reasons[row] = f"not JSON: {exc}"
+            reasons[row] = not_json(exc).message
             continue
-        reason = _reject_reason(reading, own)
-        if reason:
-            reasons[row] = reason
+        rejection = check_reading(reading, own)
+        if rejection is not None:
+            reasons[row] = rejection.message
             continue
         index = own[reading["machine_type"]]
         ids[row], types[row], ts[row] = reading["machine_id"], reading["machine_type"], reading["ts"]
@@ -74,7 +72,7 @@ def decode_records(raw_values: Iterable[bytes | None], config: AssetConfig) -> p
         sites[row] = site if isinstance(site, str) else None
         for sensor, value in reading["values"].items():
             column = index.get(sensor)
-            if column is not None and _is_number(value):
+            if column is not None and is_value(value):
                 values[row, column] = value
     ts_column = pd.array(ts, dtype="Int64")
     ts_column[np.array([r is not None for r in reasons], dtype=bool)] = pd.NA
@@ -84,24 +82,3 @@ def decode_records(raw_values: Iterable[bytes | None], config: AssetConfig) -> p
         frame[value_column(sensor)] = values[:, i]
     return frame
 
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _reject_reason(reading: object, types: dict[str, dict[str, int]]) -> str | None:
-    if not isinstance(reading, dict):
-        return "not a JSON object"
-    machine_type = reading.get("machine_type")
-    if not isinstance(machine_type, str) or machine_type not in types:
-        return f"unknown machine_type {machine_type!r}"
-    if not isinstance(reading.get("machine_id"), str) or not reading["machine_id"]:
-        return "machine_id missing or not a string"
-    ts = reading.get("ts")
-    if not isinstance(ts, int) or isinstance(ts, bool):
-        return "ts must be epoch milliseconds (integer)"
-    if not isinstance(reading.get("values"), dict):
-        return "values must be an object of sensor name to number"
-    if abs(ts) >= _MAX_EXACT_MS:
-        return "ts out of range"
-    return None

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Literal
 
 from forewarn.errors import UserError
 from forewarn.etl import lake
+from forewarn.kafka import spark_options
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -38,6 +39,7 @@ class StreamPlan:
     checkpoint: Path
     bootstrap_servers: str
     topics: dict[str, str]  # lake dataset -> Kafka topic (prefix applied)
+    kafka_options: dict[str, str] = field(default_factory=dict)  # connection (forewarn.kafka.spark_options)
     interval_s: float = 30.0
     max_offsets_per_trigger: int | None = None
 
@@ -57,6 +59,7 @@ def plan_for(settings: KafkaSettings, lake_dir: Path, checkpoint: Path | None, *
         checkpoint=Path(checkpoint) if checkpoint else Path(lake_dir) / lake.CHECKPOINTS,
         bootstrap_servers=settings.bootstrap_servers,
         topics={name: settings.topic(lake.dataset(name).topic) for name in datasets},
+        kafka_options=spark_options(settings),
         interval_s=interval_s,
         max_offsets_per_trigger=max_offsets_per_trigger,
     )
@@ -88,7 +91,7 @@ def start_queries(spark: SparkSession, plan: StreamPlan, topics_by_dataset: dict
         for name, topic in topics_by_dataset.items():
             reader = (
                 spark.readStream.format("kafka")
-                .option("kafka.bootstrap.servers", plan.bootstrap_servers)
+                .options(**(plan.kafka_options or {"kafka.bootstrap.servers": plan.bootstrap_servers}))
                 .option("subscribe", topic)
                 .option("startingOffsets", "earliest")
                 .option("failOnDataLoss", "true")

@@ -71,7 +71,7 @@ class Dataset:
                     machine_id=self.machines.ids[e.machine],
                     machine_type=self.machines.types[e.machine],
                     ts=int(self.timestamps(start_ms, np.array([e.time]))[0]),
-                    kind=e.kind,  # type: ignore[arg-type]
+                    kind=e.kind,
                     mode=e.mode,
                 )
                 for e in self.truth

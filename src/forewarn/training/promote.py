@@ -218,8 +218,8 @@ def publish_audit(kafka_settings: Any, record: dict[str, Any], timeout_s: float 
     topic = kafka_settings.topic(topics.AUDIT)
     reports: list[Any] = []
     try:
-        producer = kafka.producer(kafka_settings, **{"message.timeout.ms": int(timeout_s * 1000) - 1000,
-                                                     "socket.connection.setup.timeout.ms": 3000})
+        producer = kafka.producer(kafka_settings, extra_config={"message.timeout.ms": int(timeout_s * 1000) - 1000,
+                                                                "socket.connection.setup.timeout.ms": 3000})
         producer.produce(topic, key=str(record.get("model")), value=json.dumps(record, sort_keys=True).encode(),
                          on_delivery=lambda err, _msg: reports.append(err))
         producer.flush(timeout_s)

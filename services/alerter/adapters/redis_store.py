@@ -1,5 +1,5 @@
-"""The alerter's Redis store: policy state per dedup key, alert records, and the outboxes that make
-Kafka records and notifications survive a crash. The key layout is specified in docs/ONLINE_STORE.md
+"""The alert-state repository over Redis: policy state per dedup key, alert records, and the outboxes that
+make Kafka records and notifications survive a crash. The key layout is specified in docs/ONLINE_STORE.md
 (section 'alerter keys'); change both together.
 
 Every change the policy decides is written in one MULTI/EXEC transaction guarded by WATCH on the dedup
@@ -11,75 +11,44 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
 import orjson
 import redis
 from redis.exceptions import WatchError
 
-from .events import DeliveryJob, OutMessage
-from .policy import ACTIVE, Alert, Tracker, at_rest
+from forewarn.alerting.changes import Changes, Stored
+from forewarn.alerting.events import DeliveryJob, OutMessage
+from forewarn.alerting.policy import ACTIVE, Alert, Tracker, at_rest
+from forewarn.schemas import AlertState
+
+from ..ports import AlertNotFound, StateLost, StoreConflict
 
 log = logging.getLogger(__name__)
 
 _TRACKER_FIELDS = tuple(name for name in Tracker.model_fields if name != "alert")
-_OFFSET_FIELD = "offset:"
+# Wire name in Redis (kept): the hash field per input partition holds a scores_wire.position, not an offset.
+_POSITION_FIELD = "offset:"
 MAX_WATCH_RETRIES = 20
 
 
-class StoreConflict(RuntimeError):
-    """Concurrent writers kept changing the same keys; the caller retries later."""
-
-
-class AlertNotFound(KeyError):
-    pass
-
-
-class StateLost(RuntimeError):
-    """Redis no longer holds the state built from these input partitions ('topic:partition'): it was
-    restarted empty or flushed. The caller rebuilds it (see rebuild.py) before deciding anything."""
-
-    def __init__(self, sources: list[str]) -> None:
-        super().__init__(f"alerter state of {', '.join(sources)} is missing from Redis")
-        self.sources = sources
-
-
-class Stored(NamedTuple):
-    """One dedup key as read from Redis: its tracker (None when never seen) and the input offsets applied."""
-
-    tracker: Tracker | None
-    offsets: dict[str, int]
-
-
-@dataclass
-class Changes:
-    """Everything one decision writes, atomically."""
-
-    trackers: dict[str, Tracker] = field(default_factory=dict)
-    offsets: dict[str, dict[str, int]] = field(default_factory=dict)
-    alerts: dict[str, Alert] = field(default_factory=dict)
-    messages: list[OutMessage] = field(default_factory=list)
-    deliveries: list[DeliveryJob] = field(default_factory=list)
-    result: Any = None
-
-    def add_alert(self, alert: Alert) -> None:
-        self.alerts[alert.id] = alert
-
-
-def offset_field(topic: str, partition: int) -> str:
-    return f"{_OFFSET_FIELD}{topic}:{partition}"
-
-
-class AlertStore:
+class RedisAlertStore:
     def __init__(
         self, client: redis.Redis, key_prefix: str, *, alert_retention_s: int, done_marker_ttl_s: int
     ) -> None:
         self.redis = client
         # One hash tag: every key lands in one Redis Cluster slot, so MULTI/EXEC spans them all.
-        self.ns = f"{key_prefix}:{{alerter}}"
+        self.ns = ns = f"{key_prefix}:{{alerter}}"
         self.alert_retention_s = alert_retention_s
         self.done_marker_ttl_s = done_marker_ttl_s
+        self.index_key = f"{ns}:alerts"
+        self.active_key = f"{ns}:active"
+        # The dedup keys not at rest (policy.at_rest): only their non-high scores need the policy.
+        self.restless_key = f"{ns}:restless"
+        # Present once the restless set covers every stored tracker (it is built once per Redis).
+        self.restless_built_key = f"{ns}:restless:built"
+        self.messages_key = f"{ns}:outbox:messages"
+        self.deliveries_key = f"{ns}:outbox:deliveries"
 
     # ---- keys (docs/ONLINE_STORE.md, 'alerter keys') ---------------------------------------------
     def state_key(self, dedup_key: str) -> str:
@@ -88,34 +57,8 @@ class AlertStore:
     def alert_key(self, alert_id: str) -> str:
         return f"{self.ns}:alert:{alert_id}"
 
-    @property
-    def index_key(self) -> str:
-        return f"{self.ns}:alerts"
-
     def machine_index_key(self, machine_id: str) -> str:
         return f"{self.ns}:alerts:machine:{machine_id}"
-
-    @property
-    def active_key(self) -> str:
-        return f"{self.ns}:active"
-
-    @property
-    def restless_key(self) -> str:
-        """Set of the dedup keys not at rest (policy.at_rest): only their non-high scores need the policy."""
-        return f"{self.ns}:restless"
-
-    @property
-    def restless_built_key(self) -> str:
-        """Present once the restless set covers every stored tracker (it is built once per Redis)."""
-        return f"{self.ns}:restless:built"
-
-    @property
-    def messages_key(self) -> str:
-        return f"{self.ns}:outbox:messages"
-
-    @property
-    def deliveries_key(self) -> str:
-        return f"{self.ns}:outbox:deliveries"
 
     def done_key(self, delivery_id: str) -> str:
         return f"{self.ns}:done:{delivery_id}"
@@ -131,10 +74,10 @@ class AlertStore:
     def _decode_state(self, raw: dict[str, str]) -> Stored:
         if not raw:
             return Stored(None, {})
-        offsets = {k[len(_OFFSET_FIELD):]: int(v) for k, v in raw.items() if k.startswith(_OFFSET_FIELD)}
+        positions = {k[len(_POSITION_FIELD):]: int(v) for k, v in raw.items() if k.startswith(_POSITION_FIELD)}
         data = {name: orjson.loads(raw[name]) for name in _TRACKER_FIELDS if name in raw}
         data["alert"] = orjson.loads(raw["alert"]) if raw.get("alert") else None
-        return Stored(Tracker.model_validate(data), offsets)
+        return Stored(Tracker.model_validate(data), positions)
 
     def load(self, dedup_keys: Iterable[str]) -> dict[str, Stored]:
         keys = list(dict.fromkeys(dedup_keys))
@@ -191,7 +134,7 @@ class AlertStore:
         return Alert.model_validate_json(raw) if raw else None
 
     def list_alerts(
-        self, *, state: str | None = None, machine_id: str | None = None, since: int | None = None,
+        self, *, state: AlertState | None = None, machine_id: str | None = None, since: int | None = None,
         until: int | None = None, limit: int = 100,
     ) -> list[Alert]:
         """Newest first by opened time (event time)."""
@@ -232,8 +175,8 @@ class AlertStore:
         for dedup_key, tracker in changes.trackers.items():
             mapping = {name: orjson.dumps(getattr(tracker, name)).decode() for name in _TRACKER_FIELDS}
             mapping["alert"] = tracker.alert.model_dump_json() if tracker.alert else ""
-            for source, offset in changes.offsets.get(dedup_key, {}).items():
-                mapping[f"{_OFFSET_FIELD}{source}"] = str(offset)
+            for source, position in changes.positions.get(dedup_key, {}).items():
+                mapping[f"{_POSITION_FIELD}{source}"] = str(position)
             pipe.hset(self.state_key(dedup_key), mapping=mapping)
             if tracker.status in ACTIVE:
                 pipe.sadd(self.active_key, dedup_key)
@@ -294,14 +237,14 @@ class AlertStore:
         return self._transact(watch, compute)
 
     def write_rebuilt(self, changes: Changes, sources: Iterable[str], chunk: int = 500) -> None:
-        """Write a rebuilt state (trackers with their offsets, alert records) in chunks, then the markers
+        """Write a rebuilt state (trackers with their positions, alert records) in chunks, then the markers
         of ``sources``: the markers go last, so a crash midway leaves them missing and the rebuild reruns."""
         trackers = list(changes.trackers.items())
         alerts = list(changes.alerts.items())
         for start in range(0, max(len(trackers), len(alerts)), chunk):
             part = Changes(trackers=dict(trackers[start:start + chunk]), alerts=dict(alerts[start:start + chunk]),
-                           offsets={k: changes.offsets[k] for k, _ in trackers[start:start + chunk]
-                                    if k in changes.offsets})
+                           positions={k: changes.positions[k] for k, _ in trackers[start:start + chunk]
+                                      if k in changes.positions})
             with self.redis.pipeline(transaction=True) as pipe:
                 self._write(pipe, part)
                 pipe.execute()

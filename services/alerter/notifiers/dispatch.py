@@ -25,17 +25,14 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from . import metrics
-from .events import DeadLetter, DeliveryJob
-from .notifier import DeliveryError, Notifier
+from forewarn.alerting.events import DeliveryJob
+from forewarn.schemas import DeadLetter
+
+from ..metrics import AlerterMetrics
+from ..ports import DeliveryLedger
+from .base import DeliveryError, Notifier
 
 log = logging.getLogger(__name__)
-
-
-class DeliveryLedger(Protocol):
-    def delivery_done(self, delivery_id: str) -> bool: ...
-
-    def finish_delivery(self, delivery_id: str, result: str) -> None: ...
 
 
 class DeadLetterSink(Protocol):
@@ -76,6 +73,7 @@ class Dispatcher:
         notifiers: Mapping[str, Notifier],
         ledger: DeliveryLedger,
         dead_letters: DeadLetterSink,
+        metrics: AlerterMetrics,
         *,
         retry: RetryPolicy = RetryPolicy(),
         workers_per_notifier: int = 2,
@@ -85,6 +83,7 @@ class Dispatcher:
         self.lanes = {name: _Lane(n, queue_size) for name, n in notifiers.items()}
         self.ledger = ledger
         self.dead_letters = dead_letters
+        self.metrics = metrics
         self.retry = retry
         self.workers_per_notifier = workers_per_notifier
         self.clock_ms = clock_ms
@@ -168,12 +167,12 @@ class Dispatcher:
         try:
             lane.queue.put_nowait(job)
         except queue.Full:
-            metrics.DEFERRED.labels(lane.name).inc()
+            self.metrics.deferred.labels(lane.name).inc()
             log.warning("notifier queue full; delivery stays in the outbox",
                         extra={"fields": {"notifier": lane.name, "delivery_id": job.id}})
             self._abandon(job)
             return False
-        metrics.QUEUE_DEPTH.labels(lane.name).set(lane.queue.qsize())
+        self.metrics.queue_depth.labels(lane.name).set(lane.queue.qsize())
         return True
 
     def _finish(self, job: DeliveryJob) -> None:
@@ -206,7 +205,7 @@ class Dispatcher:
                 if self._stopping.is_set():
                     return
                 continue
-            metrics.QUEUE_DEPTH.labels(lane.name).set(lane.queue.qsize())
+            self.metrics.queue_depth.labels(lane.name).set(lane.queue.qsize())
             with self._lock:
                 self._busy += 1
             try:
@@ -233,7 +232,7 @@ class Dispatcher:
             self._retry_bookkeeping(job, fields, exc)
             return
         if done:
-            metrics.DELIVERIES.labels(lane.name, "duplicate_skipped").inc()
+            self.metrics.deliveries.labels(lane.name, "duplicate_skipped").inc()
             with self._lock:
                 self._sent_unrecorded.add(job.id)
             self._record_delivered(job, fields)
@@ -253,11 +252,11 @@ class Dispatcher:
             error, outcome = exc, "permanent_error"
             log.exception("notifier raised an unexpected error", extra={"fields": fields})
         finally:
-            metrics.NOTIFIER_LATENCY.labels(lane.name).observe(time.perf_counter() - started)
-        metrics.NOTIFIER_CALLS.labels(lane.name, outcome).inc()
+            self.metrics.notifier_latency.labels(lane.name).observe(time.perf_counter() - started)
+        self.metrics.notifier_calls.labels(lane.name, outcome).inc()
 
         if error is None:
-            metrics.DELIVERIES.labels(lane.name, "delivered").inc()
+            self.metrics.deliveries.labels(lane.name, "delivered").inc()
             log.info("notification delivered", extra={"fields": {**fields, "attempt": attempt}})
             with self._lock:
                 self._sent_unrecorded.add(job.id)
@@ -289,7 +288,7 @@ class Dispatcher:
         outbox copy, so this one is the only copy left."""
         with self._lock:
             failures = self._ledger_failures[job.id] = self._ledger_failures.get(job.id, 0) + 1
-        metrics.DELIVERIES.labels(job.notifier, "ledger_retry").inc()
+        self.metrics.deliveries.labels(job.notifier, "ledger_retry").inc()
         delay = min(LEDGER_RETRY_MAX_S, LEDGER_RETRY_S * 2 ** (failures - 1))
         log.warning("delivery ledger unavailable; keeping the delivery and retrying", extra={"fields": {
             **fields, "failures": failures, "retry_in_s": delay, "error": str(error)}})
@@ -307,7 +306,7 @@ class Dispatcher:
             if job.notifier in self.lanes:
                 self._abandon(job)
             return
-        metrics.DELIVERIES.labels(job.notifier, "dead_lettered").inc()
+        self.metrics.deliveries.labels(job.notifier, "dead_lettered").inc()
         log.error("notification dead-lettered", extra={"fields": {
             "delivery_id": job.id, "notifier": job.notifier, "attempts": job.attempts, "error": error}})
         if job.notifier in self.lanes:

@@ -4,7 +4,7 @@ is never a half-applied batch: the current one finishes and is committed, or it 
 
 With a rebuilder, the state of every partition must be in Redis before a score of it is applied: when
 Redis lost it (restarted empty), the loop rebuilds it first from ``risk.scores`` and ``alerts`` (see
-rebuild.py), on the batch that notices or at the next tick, whichever comes first.
+adapters/rebuild.py), on the batch that notices or at the next tick, whichever comes first.
 """
 
 from __future__ import annotations
@@ -12,19 +12,23 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import Message, TopicPartition
 from pydantic import ValidationError
 
 from forewarn import kafka, scores_wire
+from forewarn.alerting.changes import ScoreInput
+from forewarn.alerting.triage import peek
 from forewarn.schemas import RiskScore
 
-from . import metrics
-from .service import AlertService, ScoreInput
-from .store import StateLost
+from ..adapters.rebuild import StateRebuilder
+from ..metrics import AlerterMetrics
+from ..ports import StateLost
+from ..service import AlertService
 
 log = logging.getLogger(__name__)
 
@@ -34,62 +38,39 @@ class Consumed:
     """A consumed score document, parsed but not validated yet, and where it came from."""
 
     source: str  # 'topic:partition'
-    offset: int  # scores_wire.position: the Kafka offset and the place in its envelope
+    position: int  # scores_wire.position: the Kafka offset and the place in its envelope
     doc: Any
 
 
-@dataclass(frozen=True, slots=True)
-class Peek:
-    machine_id: str
-    machine_type: str
-    p_failure: float
-    rul: float | None
+@dataclass(frozen=True)
+class LoopTiming:
+    batch_size: int = 500
+    poll_timeout_s: float = 0.5
+    tick_interval_s: float = 1.0
+    sweep_interval_s: float = 30.0
+    error_backoff_s: float = 1.0
 
 
-def peek(doc: Any) -> Peek | None:
-    """What the triage needs from a score document, or None when it is not plainly a score (then the full
-    validation runs and says what is wrong)."""
-    if not isinstance(doc, dict):
-        return None
-    machine_id, machine_type, p, rul = doc.get("machine_id"), doc.get("machine_type"), doc.get("p_failure"), \
-        doc.get("rul")
-    if type(machine_id) is not str or type(machine_type) is not str:
-        return None
-    if not isinstance(p, float | int) or isinstance(p, bool) or not 0.0 <= p <= 1.0:
-        return None
-    if rul is not None and (not isinstance(rul, float | int) or isinstance(rul, bool)):
-        return None
-    return Peek(machine_id, machine_type, float(p), None if rul is None else float(rul))
-
-
-class ScoreLoop:
+class AlertStreamLoop:
     def __init__(
-        self,
-        consumer: Any,
-        topic: str,
-        service: AlertService,
-        *,
-        batch_size: int = 500,
-        poll_timeout_s: float = 0.5,
-        tick_interval_s: float = 1.0,
-        sweep_interval_s: float = 30.0,
-        error_backoff_s: float = 1.0,
-        rebuilder: Any = None,
+        self, consumer: Any, topic: str, service: AlertService, metrics: AlerterMetrics, *,
+        timing: LoopTiming = LoopTiming(), rebuilder: StateRebuilder | None = None,
     ) -> None:
-        self.consumer = consumer
-        self.topic = topic
-        self.service = service
-        self.batch_size = batch_size
-        self.poll_timeout_s = poll_timeout_s
-        self.tick_interval_s = tick_interval_s
-        self.sweep_interval_s = sweep_interval_s
-        self.error_backoff_s = error_backoff_s
-        self.rebuilder = rebuilder  # rebuild.StateRebuilder, or None: trust Redis to keep the state
+        self.consumer, self.topic, self.service, self.metrics = consumer, topic, service, metrics
+        self.timing = timing
+        self.rebuilder = rebuilder  # None: trust Redis to keep the state
         self.rebuilds = 0
         self.assigned: set[tuple[str, int]] = set()
         self.healthy = True
         self.last_error = ""
         self.batches = 0
+        # The one consume -> handle -> commit cycle (forewarn.kafka); a failed batch is rewound and consumed
+        # again, and the scores of it that were applied are recognised by their positions and skipped.
+        self.batch_loop: kafka.BatchLoop[list[Any]] = kafka.BatchLoop(
+            consumer, self._decode, self._handle, batch_size=timing.batch_size,
+            poll_timeout_s=timing.poll_timeout_s, on_error=self._on_error, on_failure="rewind",
+            error_backoff_s=timing.error_backoff_s, batch_seconds=metrics.batch_seconds,
+        )
 
     # ---- readiness -------------------------------------------------------------------------------
     def _on_assign(self, _consumer: Any, partitions: list[TopicPartition]) -> None:
@@ -105,9 +86,9 @@ class ScoreLoop:
                                 on_lost=self._on_revoke)
         self._guarded(lambda: self.service.sweep(startup=True), "startup recovery")
         next_tick = next_sweep = time.monotonic()
-        next_sweep += self.sweep_interval_s
+        next_sweep += self.timing.sweep_interval_s
         while not stop.is_set():
-            messages = kafka.consume_ready(self.consumer, self.batch_size, self.poll_timeout_s)
+            messages = kafka.consume_ready(self.consumer, self.timing.batch_size, self.timing.poll_timeout_s)
             if messages:
                 self.process(messages)
             now = time.monotonic()
@@ -115,13 +96,13 @@ class ScoreLoop:
                 if self.rebuilder is not None and self.assigned:
                     self._guarded(self._check_state, "state check")
                 self._guarded(self.service.tick, "escalation tick")
-                next_tick = now + self.tick_interval_s
+                next_tick = now + self.timing.tick_interval_s
             if now >= next_sweep:
                 self._guarded(self.service.sweep, "outbox sweep")
-                next_sweep = now + self.sweep_interval_s
-        log.info("score loop stopped after its last batch was committed")
+                next_sweep = now + self.timing.sweep_interval_s
+        log.info("alert stream loop stopped after its last batch was committed")
 
-    def _guarded(self, step: Any, what: str) -> None:
+    def _guarded(self, step: Callable[[], object], what: str) -> None:
         try:
             step()
         except Exception as exc:  # noqa: BLE001 - retried at the next interval; the stream goes on
@@ -138,7 +119,7 @@ class ScoreLoop:
         assigned = [f"{t}:{p}" for t, p in sorted(self.assigned)]
         missing = self.service.store.missing_loaded([*sources, *assigned])
         partitions = sorted({int(s.rsplit(":", 1)[1]) for s in missing if s.rsplit(":", 1)[0] == self.topic})
-        if not partitions:
+        if not partitions or self.rebuilder is None:
             return
         committed = self.consumer.committed([TopicPartition(self.topic, p) for p in partitions], timeout=10)
         ends = {tp.partition: max(int(tp.offset), 0) for tp in committed}
@@ -179,62 +160,33 @@ class ScoreLoop:
             except ValidationError as exc:
                 invalid += 1
                 log.warning("skipping an invalid risk score", extra={"fields": {
-                    "source": c.source, "position": c.offset, "error": exc.errors(include_url=False)[:3]}})
+                    "source": c.source, "position": c.position, "error": exc.errors(include_url=False)[:3]}})
                 continue
-            items.append(ScoreInput(source=c.source, offset=c.offset, score=score))
+            items.append(ScoreInput(source=c.source, position=c.position, score=score))
         if invalid:
-            metrics.SCORES.labels("invalid").inc(invalid)
+            self.metrics.scores.labels("invalid").inc(invalid)
         return items
+
+    def _decode(self, value: bytes) -> list[Any]:
+        return scores_wire.decode_value(value)
+
+    def _on_error(self, exc: Exception, message: Any) -> bool:
+        """Undecodable score messages are counted and skipped; consumer errors are logged and skipped."""
+        if isinstance(exc, orjson.JSONDecodeError):
+            self.metrics.scores.labels("invalid").inc()
+            log.warning("skipping a risk score that is not JSON",
+                        extra={"fields": {"where": kafka.where(message), "error": str(exc)}})
+            return True
+        return kafka.log_and_skip(exc, message)
+
+    def _handle(self, batch: list[kafka.Decoded[list[Any]]]) -> None:
+        consumed = [Consumed(f"{item.topic}:{item.partition}", scores_wire.position(item.offset, i), doc)
+                    for item in batch for i, doc in enumerate(item.value)]
+        self._apply(consumed)
 
     def process(self, messages: list[Message]) -> None:
         """Apply one consumed batch and commit it; on failure rewind so it is consumed again."""
-        consumed: list[Consumed] = []
-        first: dict[tuple[str, int], int] = {}
-        last: dict[tuple[str, int], int] = {}
-        invalid = 0
-        for message in messages:
-            error = message.error()
-            if error is not None:
-                if error.code() == KafkaError._PARTITION_EOF:
-                    continue
-                if error.fatal():
-                    raise KafkaException(error)
-                log.warning("consumer error: %s", error)
-                continue
-            topic, partition, offset = str(message.topic()), int(message.partition() or 0), int(message.offset() or 0)
-            position = (topic, partition)
-            first.setdefault(position, offset)
-            last[position] = offset
-            try:
-                docs = scores_wire.decode_value(message.value() or b"")
-            except orjson.JSONDecodeError as exc:
-                invalid += 1
-                log.warning("skipping a risk score that is not JSON", extra={"fields": {
-                    "topic": topic, "partition": partition, "offset": offset, "error": str(exc)}})
-                continue
-            source = f"{topic}:{partition}"
-            consumed.extend(Consumed(source, scores_wire.position(offset, i), doc) for i, doc in enumerate(docs))
-        if invalid:
-            metrics.SCORES.labels("invalid").inc(invalid)
-        if not last:
-            return
-        try:
-            with metrics.BATCH_SECONDS.time():
-                self._apply(consumed)
-                self.consumer.commit(
-                    offsets=[TopicPartition(t, p, o + 1) for (t, p), o in last.items()], asynchronous=False
-                )
-        except Exception as exc:  # noqa: BLE001 - the batch is consumed again; applied parts are skipped
-            self.healthy = False
-            self.last_error = f"batch failed: {exc}"
-            log.exception("batch failed; rewinding to consume it again",
-                          extra={"fields": {"partitions": {f"{t}:{p}": o for (t, p), o in first.items()}}})
-            for (t, p), offset in first.items():
-                try:
-                    self.consumer.seek(TopicPartition(t, p, offset))
-                except KafkaException:
-                    log.warning("could not rewind %s:%s (revoked?)", t, p)
-            time.sleep(self.error_backoff_s)
-            return
-        self.healthy = True
-        self.batches += 1
+        self.batch_loop.process(messages)
+        self.healthy, self.batches = self.batch_loop.healthy, self.batch_loop.batches
+        if not self.healthy:
+            self.last_error = self.batch_loop.last_error

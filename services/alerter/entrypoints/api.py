@@ -10,15 +10,16 @@ import hmac
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query
+from prometheus_client import CollectorRegistry
 from pydantic import BaseModel
 
+from forewarn.alerting.events import FeedbackRequest
+from forewarn.alerting.policy import Alert, InvalidTransition, allowed_feedback
 from forewarn.observability import ReadinessCheck, ops_router
-from forewarn.schemas import to_epoch_ms
+from forewarn.schemas import FeedbackEvent, FeedbackKind, to_epoch_ms
 
-from .events import FeedbackEvent, FeedbackRequest
-from .policy import Alert, FeedbackKind, InvalidTransition, allowed_feedback
-from .service import AlertService
-from .store import AlertNotFound
+from ..ports import AlertNotFound
+from ..service import AlertService
 
 
 class AlertView(BaseModel):
@@ -50,7 +51,10 @@ def _instant(value: str | None, name: str) -> int | None:
         raise HTTPException(422, f"{name}: {exc}") from None
 
 
-def create_app(service: AlertService, accepted_keys: tuple[bytes, ...], readiness: ReadinessCheck) -> FastAPI:
+def create_app(service: AlertService, accepted_keys: tuple[bytes, ...], readiness: ReadinessCheck,
+               registry: CollectorRegistry | None = None) -> FastAPI:
+    """The feedback API, and the ops routes serving /metrics from ``registry`` (default: the process's)."""
+
     def require_key(x_api_key: Annotated[str | None, Header()] = None) -> None:
         given = (x_api_key or "").encode()
         # Compare against every key, so the time taken says nothing about which one nearly matched.
@@ -91,5 +95,5 @@ def create_app(service: AlertService, accepted_keys: tuple[bytes, ...], readines
 
     app = FastAPI(title="Forewarn alerter", version="1", docs_url="/docs", redoc_url=None)
     app.include_router(router)
-    app.include_router(ops_router(readiness))
+    app.include_router(ops_router(readiness, registry=registry))
     return app

@@ -7,22 +7,33 @@
 
 A snapshot is written in one MULTI/EXEC, so the offset and the rows always agree. If Redis loses the
 hash, the partition is rebuilt by replaying the source topic from its start (within retention).
+
+Not to be confused with ``forewarn.features.snapshot``: that one turns an engine's exported state into
+bytes; this one is where the features service keeps its partitions' state.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 import numpy as np
 
+from forewarn.services.features.ports import EngineStates
 
-class RedisSnapshots:
-    def __init__(self, client, prefix: str, app_id: str, topic: str) -> None:  # type: ignore[no-untyped-def]
+if TYPE_CHECKING:
+    import redis
+
+
+class RedisSnapshotStore:
+    def __init__(self, client: redis.Redis, prefix: str, app_id: str, topic: str) -> None:
         self.client = client
         self.base = f"{prefix}:fstate:{app_id}:{topic}"
 
     def key(self, partition: int) -> str:
         return f"{self.base}:{partition}"
 
-    def save(self, partition: int, applied: int, states: dict[str, dict[str, np.ndarray]]) -> None:
+    def save(self, partition: int, applied: int, states: EngineStates) -> None:
         mapping: dict[str, bytes | str | int] = {"applied": applied}
         for machine_type, state in states.items():
             mapping[f"sig:{machine_type}"] = str(state["signature"])
@@ -33,7 +44,7 @@ class RedisSnapshots:
         pipe.hset(self.key(partition), mapping=mapping)  # type: ignore[arg-type]
         pipe.execute()
 
-    def load(self, partition: int) -> tuple[int, dict[str, dict[str, np.ndarray]]]:
+    def load(self, partition: int) -> tuple[int, EngineStates]:
         """(applied offset or -1, states by machine type)."""
         raw = self.client.hgetall(self.key(partition))
         if not raw:
@@ -57,6 +68,13 @@ class RedisSnapshots:
             for machine_type in ids
         }
         return applied, states
+
+    def missing(self, partitions: Sequence[int]) -> set[int]:
+        """One pipelined round trip: which partitions' hashes Redis does not hold."""
+        pipe = self.client.pipeline(transaction=False)
+        for partition in partitions:
+            pipe.exists(self.key(partition))
+        return {p for p, present in zip(partitions, pipe.execute(), strict=True) if not present}
 
     def clear(self, partition: int) -> None:
         self.client.delete(self.key(partition))

@@ -11,10 +11,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import Field, SecretStr
 
-from .events import AlertEvent
-from .notifier import JsonPoster
+from forewarn.schemas import AlertEvent
+
+from .base import HttpNotifier, JsonRequest, NotifierConfig
 
 _TITLES = {
     "trigger": (":red_circle:", "Failure risk"),
@@ -25,11 +26,8 @@ _TITLES = {
 }
 
 
-class SlackConfig(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    webhook_url: SecretStr = Field(description="Incoming-webhook URL (it embeds a token: a secret).")
-    timeout_s: float = Field(5.0, gt=0, description="Per-request timeout (connect, read, write each).")
+class SlackConfig(NotifierConfig):
+    webhook_url: SecretStr = Field(description="Slack incoming-webhook URL (it embeds a token: a secret).")
 
 
 def _cut(text: str, limit: int) -> str:
@@ -85,15 +83,9 @@ def slack_message(event: AlertEvent) -> dict[str, Any]:
     return {"text": _cut(text, 3000), "blocks": blocks}
 
 
-class SlackNotifier:
+class SlackNotifier(HttpNotifier[SlackConfig]):
     name = "slack"
+    config_type = SlackConfig
 
-    def __init__(self, config: SlackConfig) -> None:
-        self.config = config
-        self._poster = JsonPoster(config.timeout_s)
-
-    def send(self, event: AlertEvent) -> None:
-        self._poster.post(self.config.webhook_url.get_secret_value(), slack_message(event))
-
-    def close(self) -> None:
-        self._poster.close()
+    def request(self, event: AlertEvent) -> JsonRequest:
+        return JsonRequest(self.config.webhook_url.get_secret_value(), slack_message(event))

@@ -10,21 +10,19 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import Field, SecretStr
 
-from .events import AlertEvent
-from .notifier import DeliveryError, JsonPoster
+from forewarn.schemas import AlertEvent
+
+from .base import DeliveryError, HttpNotifier, JsonRequest, NotifierConfig
 
 DEFAULT_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 _EVENT_ACTIONS = {"trigger": "trigger", "escalate": "trigger", "acknowledge": "acknowledge", "resolve": "resolve"}
 
 
-class PagerDutyConfig(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    routing_key: SecretStr = Field(description="Integration (routing) key of the PagerDuty service.")
-    url: str = Field(DEFAULT_EVENTS_URL, description="Events API v2 enqueue endpoint.")
-    timeout_s: float = Field(5.0, gt=0, description="Per-request timeout (connect, read, write each).")
+class PagerDutyConfig(NotifierConfig):
+    routing_key: SecretStr = Field(description="PagerDuty Events v2 routing (integration) key of the service.")
+    url: str = Field(DEFAULT_EVENTS_URL, description="PagerDuty Events API v2 endpoint.")
     client: str = Field("Forewarn", description="Shown in PagerDuty as the monitoring client.")
 
 
@@ -70,19 +68,13 @@ def pagerduty_event(event: AlertEvent, routing_key: str, client: str = "Forewarn
     return body
 
 
-class PagerDutyNotifier:
+class PagerDutyNotifier(HttpNotifier[PagerDutyConfig]):
     name = "pagerduty"
+    config_type = PagerDutyConfig
 
-    def __init__(self, config: PagerDutyConfig) -> None:
-        self.config = config
-        self._poster = JsonPoster(config.timeout_s)
-
-    def send(self, event: AlertEvent) -> None:
+    def request(self, event: AlertEvent) -> JsonRequest:
         try:
             body = pagerduty_event(event, self.config.routing_key.get_secret_value(), self.config.client)
         except ValueError as exc:
             raise DeliveryError(str(exc), retryable=False, reason="unsupported") from exc
-        self._poster.post(self.config.url, body)
-
-    def close(self) -> None:
-        self._poster.close()
+        return JsonRequest(self.config.url, body)

@@ -1,18 +1,21 @@
-"""The notifier plugin interface (one small ``send``) and the HTTP plumbing the shipped plugins share.
+"""The notifier plugin interface (one small ``send``) and the HTTP code path every shipped plugin shares.
 
 A notifier turns an :class:`AlertEvent` into one request to one destination. It raises
 :class:`DeliveryError` saying whether a retry may help; retries, timeouts' bookkeeping, metrics and the
-dead-letter topic are the dispatcher's job, so a plugin stays a payload builder plus one POST.
+dead-letter topic are the dispatcher's job, so a plugin is a payload builder over :class:`HttpNotifier`.
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol, runtime_checkable
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Generic, Protocol, TypeVar, runtime_checkable
 
 import httpx
 import orjson
+from pydantic import BaseModel, ConfigDict, Field
 
-from .events import AlertEvent
+from forewarn.schemas import AlertEvent
 
 
 class DeliveryError(Exception):
@@ -26,13 +29,24 @@ class DeliveryError(Exception):
 
 @runtime_checkable
 class Notifier(Protocol):
-    name: str
+    @property
+    def name(self) -> str:
+        """The notifier's name in routes, delivery ids and metrics."""
 
     def send(self, event: AlertEvent) -> None:
         """Deliver one event or raise :class:`DeliveryError`; must not block past the plugin's timeout."""
 
     def close(self) -> None:
         """Release connections."""
+
+
+class NotifierConfig(BaseModel):
+    """What every notifier's configuration has. A plugin's own fields are its settings: the registry
+    turns each into ``FOREWARN_ALERTER__<NOTIFIER>_<FIELD>`` (see notifiers.registry)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    timeout_s: float = Field(5.0, gt=0, description="Per-request timeout (connect, read, write each).")
 
 
 class JsonPoster:
@@ -60,3 +74,36 @@ class JsonPoster:
 
     def close(self) -> None:
         self._client.close()
+
+
+@dataclass(frozen=True)
+class JsonRequest:
+    url: str
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+ConfigT = TypeVar("ConfigT", bound=NotifierConfig)
+
+
+class HttpNotifier(ABC, Generic[ConfigT]):
+    """A notifier that sends one JSON POST per event: a plugin says only where and what (:meth:`request`);
+    posting and classifying the answer is this one code path."""
+
+    name: ClassVar[str]
+    config_type: ClassVar[type[NotifierConfig]]
+
+    def __init__(self, config: ConfigT) -> None:
+        self.config = config
+        self._poster = JsonPoster(config.timeout_s)
+
+    @abstractmethod
+    def request(self, event: AlertEvent) -> JsonRequest:
+        """The request that delivers ``event``; raise :class:`DeliveryError` when it cannot be delivered."""
+
+    def send(self, event: AlertEvent) -> None:
+        request = self.request(event)
+        self._poster.post(request.url, request.body, request.headers)
+
+    def close(self) -> None:
+        self._poster.close()

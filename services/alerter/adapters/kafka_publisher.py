@@ -1,4 +1,9 @@
-"""Kafka output: publish records and return only once the broker has confirmed every one of them."""
+"""Kafka output of the alerter: publish outbox records and return only once the broker has confirmed every
+one of them (the opposite of a fire-and-forget producer: the caller commits its input only after this).
+
+It keeps its own per-call acknowledgement count instead of forewarn.kafka.Delivery because the producer is
+shared across threads (the stream loop, the feedback API, the dispatcher's dead letters): a flush's
+remaining count is the whole producer's, and any thread's flush may run this call's callbacks."""
 
 from __future__ import annotations
 
@@ -8,12 +13,14 @@ from collections.abc import Sequence
 
 from confluent_kafka import Producer
 
+from forewarn.alerting.events import OutMessage
 from forewarn.kafka import KafkaUnavailable
+from forewarn.schemas import DeadLetter
 
-from .events import DeadLetter, OutMessage
+from ..ports import EventPublisher
 
 
-class KafkaPublisher:
+class AlertEventPublisher:
     def __init__(self, producer: Producer, timeout_s: float = 10.0) -> None:
         self.producer = producer
         self.timeout_s = timeout_s
@@ -62,7 +69,7 @@ class KafkaPublisher:
 class KafkaDeadLetters:
     """Failed deliveries to ``alerts.dlq``, keyed by machine."""
 
-    def __init__(self, publisher: KafkaPublisher, topic: str) -> None:
+    def __init__(self, publisher: EventPublisher, topic: str) -> None:
         self.publisher = publisher
         self.topic = topic
 

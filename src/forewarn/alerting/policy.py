@@ -17,22 +17,17 @@ resolved (cooling down) -> idle. An *alert* (with an id) exists from triggered o
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from forewarn.assets import parse_duration_ms
-from forewarn.schemas import Contribution, RiskScore
+from forewarn.schemas import AlertAction, AlertState, AlertStatus, Contribution, FeedbackKind, RiskScore, Severity
 
-Status = Literal["idle", "pending", "triggered", "acknowledged", "resolved"]
-AlertState = Literal["triggered", "acknowledged", "resolved"]
-ActionKind = Literal["trigger", "escalate", "acknowledge", "resolve", "feedback"]
-FeedbackKind = Literal["acknowledged", "confirmed_failure", "false_alarm", "maintenance_done"]
-Severity = Literal["info", "warning", "error", "critical"]
 Level = Literal["high", "band", "low"]
 
-ACTIVE: tuple[Status, ...] = ("triggered", "acknowledged")
+ACTIVE: tuple[AlertStatus, ...] = ("triggered", "acknowledged")
 SEVERITIES: tuple[Severity, ...] = ("info", "warning", "error", "critical")
 ANY_MODE = "any"
 MAX_EVIDENCE = 5
@@ -61,17 +56,26 @@ class SeverityThresholds(BaseModel):
 
 
 class Routes(BaseModel):
-    """Which notifiers hear about each action; names a deployment has not configured are skipped."""
+    """Which notifiers hear about each action; names a deployment has not configured are skipped.
+
+    ``None`` (unset) means every notifier there is: the domain does not know which exist, the alerter's
+    notifier registry does, and its policy loader writes their names in."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    trigger: tuple[str, ...] = ("pagerduty", "slack", "webhook")
-    escalate: tuple[str, ...] = ("pagerduty", "slack", "webhook")
-    acknowledge: tuple[str, ...] = ("pagerduty", "slack", "webhook")
-    resolve: tuple[str, ...] = ("pagerduty", "slack", "webhook")
+    trigger: tuple[str, ...] | None = None
+    escalate: tuple[str, ...] | None = None
+    acknowledge: tuple[str, ...] | None = None
+    resolve: tuple[str, ...] | None = None
 
-    def for_action(self, kind: ActionKind) -> tuple[str, ...]:
+    def for_action(self, kind: AlertAction) -> tuple[str, ...] | None:
+        """The notifiers of ``kind``: None for every one, () for none (feedback notes notify nobody)."""
         return getattr(self, kind, ())
+
+    def targets(self, kind: AlertAction, configured: Sequence[str]) -> tuple[str, ...]:
+        """The ``configured`` notifiers that hear about ``kind``, in the route's order."""
+        route = self.for_action(kind)
+        return tuple(configured) if route is None else tuple(name for name in route if name in configured)
 
 
 class Policy(BaseModel):
@@ -173,7 +177,7 @@ class Tracker(BaseModel):
     machine_id: str
     machine_type: str
     mode: str = ANY_MODE
-    status: Status = "idle"
+    status: AlertStatus = "idle"
     high_count: int = 0
     low_count: int = 0
     first_low_ts: int | None = None
@@ -186,9 +190,9 @@ class Tracker(BaseModel):
 class Action(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    kind: ActionKind
+    kind: AlertAction
     alert: Alert = Field(description="The alert as it is right after this action.")
-    previous_state: Status
+    previous_state: AlertStatus
     reason: str
     ts: int = Field(description="Event time the action refers to.")
 
@@ -448,12 +452,12 @@ def apply_feedback(
     if kind not in allowed:
         raise InvalidTransition(kind, alert, allowed)
 
-    previous: Status = alert.state
+    previous: AlertStatus = alert.state
     update: dict[str, Any] = {"feedback": (*alert.feedback, kind), "updated_at": now,
                               "revision": alert.revision + 1}
     if kind != "acknowledged" and alert.outcome is None:
         update["outcome"] = kind
-    action: ActionKind = "feedback"
+    action: AlertAction = "feedback"
     reason = f"operator: {kind.replace('_', ' ')}"
     if kind in ("acknowledged", "confirmed_failure") and alert.state == "triggered":
         update.update(state="acknowledged", acknowledged_at=now)
