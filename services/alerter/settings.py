@@ -5,18 +5,17 @@ Notifiers are enabled by configuring them: ``FOREWARN_ALERTER__SLACK_WEBHOOK_URL
 registered notifier's config fields, as ``<NOTIFIER>_<FIELD>`` (notifiers/registry.py).
 API keys: ``FOREWARN_ALERTER__API_KEYS`` holds one key or several, comma-separated (a JSON list works too).
 In development an unset value means the documented dev key :data:`DEV_API_KEY`; in production the service
-refuses to start unless real keys are set.
+refuses to start unless real keys are set, and outside development a notifier setting that still holds the
+deploy files' ``REPLACE_ME`` refuses to load (forewarn.api_keys, shared with ingest).
 """
 
 from __future__ import annotations
 
-import json
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, ClassVar
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import NoDecode
+from pydantic import BaseModel, Field
 
-from forewarn.settings import ForewarnSettings
+from forewarn.api_keys import DEV_API_KEY, ApiKeyOptions, ApiKeySettings
 
 from .notifiers.base import NotifierConfig
 from .notifiers.registry import NOTIFIERS, notifier_config, notifier_settings_model
@@ -26,24 +25,13 @@ if TYPE_CHECKING:
 else:  # built from the notifier registry: one field per notifier config field, see notifiers.registry
     NotifierSettings = notifier_settings_model()
 
-DEV_API_KEY = "forewarn-dev-key"
-"""The key a development alerter accepts when no keys are configured. Never valid in production."""
-
-PLACEHOLDER_KEYS = frozenset(
-    {DEV_API_KEY, "changeme", "change-me", "change_me", "placeholder", "secret", "password", "dev", "test",
-     "xxx", "todo"}
-)
-MIN_PRODUCTION_KEY_LENGTH = 16
-_KEY_HINT = "e.g. from: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+__all__ = ["DEV_API_KEY", "AlerterOptions", "AlerterSettings"]
 
 
-class AlerterOptions(NotifierSettings):
+class AlerterOptions(ApiKeyOptions, NotifierSettings):
     host: str = Field("127.0.0.1", description="Address the feedback API binds (the container image sets 0.0.0.0).")
     port: int = Field(8002, ge=1, le=65535, description="Feedback API port.")
-    api_keys: Annotated[list[SecretStr], NoDecode] = Field(
-        default_factory=list,
-        description=f"Accepted X-API-Key values (comma-separated). Empty in development means {DEV_API_KEY!r}.",
-    )
+    # api_keys (FOREWARN_ALERTER__API_KEYS) comes from ApiKeyOptions.
     policy: str = Field(
         "default", description="Alert policy file: 'default' (the shipped alert_policy.yaml) or a YAML path."
     )
@@ -73,16 +61,6 @@ class AlerterOptions(NotifierSettings):
                                     "still go out (the rest stay in the outbox).")
     access_log: bool = Field(False, description="Log every HTTP request.")
 
-    @field_validator("api_keys", mode="before")
-    @classmethod
-    def _split_keys(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            text = value.strip()
-            if text.startswith("["):
-                return json.loads(text)
-            return [part.strip() for part in text.split(",") if part.strip()]
-        return value
-
     def notifier_configs(self) -> dict[str, NotifierConfig]:
         """The configured notifiers (in registry order) and their configs."""
         shared = {"timeout_s": self.notifier_timeout_s}
@@ -90,30 +68,9 @@ class AlerterOptions(NotifierSettings):
         return {name: config for name, config in configs.items() if config is not None}
 
 
-class AlerterSettings(ForewarnSettings):
+class AlerterSettings(ApiKeySettings):
+    api_key_section: ClassVar[str] = "alerter"
+    # Every notifier setting (slack_webhook_url, pagerduty_routing_key, webhook_url, ...): the shipped prod
+    # secrets hold REPLACE_ME until the deploy pipeline fills them in.
+    placeholder_checked_settings: ClassVar[tuple[str, ...]] = tuple(NotifierSettings.model_fields)
     alerter: AlerterOptions = AlerterOptions()
-
-    @model_validator(mode="after")
-    def _keys_fit_the_environment(self) -> AlerterSettings:
-        if self.environment != "production":
-            return self
-        keys = [key.get_secret_value() for key in self.alerter.api_keys]
-        if not keys:
-            raise ValueError(
-                f"FOREWARN_ALERTER__API_KEYS is not set, and production needs API keys. Set it to one or more "
-                f"comma-separated random keys, {_KEY_HINT}"
-            )
-        for position, key in enumerate(keys):
-            if key.strip().lower() in PLACEHOLDER_KEYS or len(key) < MIN_PRODUCTION_KEY_LENGTH:
-                raise ValueError(
-                    f"FOREWARN_ALERTER__API_KEYS entry {position + 1} is a placeholder or shorter than "
-                    f"{MIN_PRODUCTION_KEY_LENGTH} characters; production needs random keys, {_KEY_HINT}"
-                )
-        return self
-
-    def accepted_keys(self) -> tuple[bytes, ...]:
-        """The keys the feedback API accepts, as bytes for constant-time comparison."""
-        keys = [key.get_secret_value() for key in self.alerter.api_keys]
-        if not keys and self.environment != "production":
-            keys = [DEV_API_KEY]
-        return tuple(key.encode() for key in keys)

@@ -18,7 +18,7 @@ from typing import Any, TypeVar, cast
 import faust
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from forewarn import topics
+from forewarn import kafka, topics
 from forewarn.services.features.processor import SourceRecord
 from forewarn.services.features.settings import FeaturesSettings
 from forewarn.services.features.worker import FeatureWorker
@@ -31,10 +31,9 @@ T = TypeVar("T")
 def create_app(worker: FeatureWorker, settings: FeaturesSettings) -> faust.App:
     opts = settings.features
     source_topic = settings.kafka.topic(topics.SENSOR_READINGS)
-    brokers = ";".join(f"kafka://{b}" for b in settings.kafka.bootstrap_servers.split(","))
     app = faust.App(
         opts.app_id,
-        broker=brokers,
+        **kafka.faust_options(settings.kafka),  # broker and, when secured, its credentials: forewarn.kafka
         store="memory://",
         datadir=str(opts.datadir),
         topic_partitions=settings.kafka.topic_partitions,

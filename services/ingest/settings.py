@@ -2,43 +2,28 @@
 
 API keys: ``FOREWARN_INGEST__API_KEYS`` holds one key or several, comma-separated (a JSON list works too).
 In development an unset value means the documented dev key :data:`DEV_API_KEY`; in production the
-service refuses to start unless real keys are set.
+service refuses to start unless real keys are set (forewarn.api_keys, shared with the alerter).
 """
 
 from __future__ import annotations
 
-import json
-from typing import Annotated, Any
+from typing import ClassVar
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import NoDecode
+from pydantic import Field
 
-from forewarn.settings import ForewarnSettings
+from forewarn.api_keys import DEV_API_KEY, ApiKeyOptions, ApiKeySettings
 
-DEV_API_KEY = "forewarn-dev-key"
-"""The key a development ingest accepts when no keys are configured. Never valid in production."""
-
-# Values people paste while setting things up; a production service holding one of them is misconfigured.
-PLACEHOLDER_KEYS = frozenset(
-    {DEV_API_KEY, "changeme", "change-me", "change_me", "placeholder", "secret", "password", "dev", "test",
-     "xxx", "todo"}
-)
-MIN_PRODUCTION_KEY_LENGTH = 16
+__all__ = ["DEV_API_KEY", "IngestOptions", "IngestSettings"]
 
 
-class IngestOptions(BaseModel):
+class IngestOptions(ApiKeyOptions):
     host: str = Field(
         "127.0.0.1",
         description="Address to bind: loopback by default; the container images set 0.0.0.0 (the port is "
         "published from outside, and docker-compose publishes it on 127.0.0.1 only).",
     )
     port: int = Field(8000, ge=1, le=65535, description="HTTP port.")
-    # NoDecode: the environment value is comma-separated text, split by _split_keys (not JSON-decoded).
-    api_keys: Annotated[list[SecretStr], NoDecode] = Field(
-        default_factory=list,
-        description="Accepted values of the X-API-Key header (comma-separated in the environment). "
-        f"Empty in development means the dev key {DEV_API_KEY!r}; required in production.",
-    )
+    # api_keys (FOREWARN_INGEST__API_KEYS) comes from ApiKeyOptions.
     max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="Largest request body (413 above).")
     max_readings_per_request: int = Field(10_000, ge=1, description="Most readings in one request (413 above).")
     delivery_timeout_s: float = Field(
@@ -51,42 +36,7 @@ class IngestOptions(BaseModel):
     retry_after_s: int = Field(5, ge=1, description="Retry-After (seconds) sent with a 503.")
     access_log: bool = Field(False, description="Log every HTTP request (costly at high request rates).")
 
-    @field_validator("api_keys", mode="before")
-    @classmethod
-    def _split_keys(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            text = value.strip()
-            if text.startswith("["):
-                return json.loads(text)
-            return [part.strip() for part in text.split(",") if part.strip()]
-        return value
 
-
-class IngestSettings(ForewarnSettings):
+class IngestSettings(ApiKeySettings):
+    api_key_section: ClassVar[str] = "ingest"
     ingest: IngestOptions = IngestOptions()
-
-    @model_validator(mode="after")
-    def _keys_fit_the_environment(self) -> IngestSettings:
-        if self.environment != "production":
-            return self
-        keys = [key.get_secret_value() for key in self.ingest.api_keys]
-        if not keys:
-            raise ValueError(
-                "FOREWARN_INGEST__API_KEYS is not set, and production needs API keys. Set it to one or more "
-                "comma-separated random keys, e.g. from: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
-            )
-        for position, key in enumerate(keys):
-            if key.strip().lower() in PLACEHOLDER_KEYS or len(key) < MIN_PRODUCTION_KEY_LENGTH:
-                raise ValueError(
-                    f"FOREWARN_INGEST__API_KEYS entry {position + 1} is a placeholder or shorter than "
-                    f"{MIN_PRODUCTION_KEY_LENGTH} characters; production needs random keys, e.g. from: "
-                    "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
-                )
-        return self
-
-    def accepted_keys(self) -> tuple[bytes, ...]:
-        """The keys this service accepts, as bytes for constant-time comparison."""
-        keys = [key.get_secret_value() for key in self.ingest.api_keys]
-        if not keys and self.environment != "production":
-            keys = [DEV_API_KEY]
-        return tuple(key.encode() for key in keys)

@@ -11,6 +11,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from forewarn.reading_check import Reason
+
 
 def to_epoch_ms(value: Any) -> int:
     """RFC 3339 text or epoch milliseconds -> epoch milliseconds (UTC)."""
@@ -44,19 +46,82 @@ def to_epoch_ms(value: Any) -> int:
 EpochMs = Annotated[int, BeforeValidator(to_epoch_ms)]
 
 
+SENSOR_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
 class Reading(BaseModel):
-    """One reading of one machine: the unit of ingest and of ``sensor.readings``."""
+    """One reading of one machine: the unit of ingest and of ``sensor.readings``. On the topic (key:
+    machine_id as UTF-8) it is written by the ingest service (services/ingest/records.py) as compact
+    JSON. Sensor names and valid ranges per machine type come from the asset config
+    (src/forewarn/resources/assets/*.yaml); ingest has already checked them."""
 
     model_config = ConfigDict(extra="forbid")
 
-    machine_id: str = Field(min_length=1, max_length=128)
-    machine_type: str = Field(min_length=1, max_length=64)
-    ts: EpochMs = Field(description="Event time: RFC 3339 or epoch milliseconds; stored as epoch ms.")
-    values: dict[str, float] = Field(description="Sensor name to measured value.")
-    site: str | None = Field(None, max_length=128)
-    ingested_at: int | None = Field(
-        None, description="Set by ingest on the wire: its clock (epoch ms) when it accepted the reading."
-    )
+    machine_id: str = Field(min_length=1, max_length=128, description=(
+        "The machine; also the Kafka key, so one machine's readings stay in order in one partition."))
+    machine_type: str = Field(min_length=1, max_length=64,
+                              description="A machine type declared in the asset config, e.g. pump.")
+    ts: EpochMs = Field(description=(
+        "Event time in epoch milliseconds (UTC). Senders may post RFC 3339 text; ingest converts it."),
+        json_schema_extra={"minimum": 0})
+    values: dict[str, float] = Field(description=(
+        "Sensor name to value: finite and inside the sensor's valid range. Always written as JSON floats "
+        "(e.g. 1450.0)."), json_schema_extra={"minProperties": 1, "propertyNames": {"pattern": SENSOR_NAME_PATTERN}})
+    site: str | None = Field(None, max_length=128, description=(
+        "Optional plant or site; ingest always writes the key (null when the sender gave none)."))
+    ingested_at: int | None = Field(None, description=(
+        "Ingest timestamp: the ingest server's clock (epoch ms) when it accepted the request. For latency "
+        "measurement: a consumer's now minus ingested_at is the pipeline delay after ingest; ingested_at "
+        "minus ts is the sender's delay. Set by the ingest service on every reading; absent only if another "
+        "producer wrote the message directly."))
+
+
+class RejectedReading(BaseModel):
+    """Value of a message on sensor.readings.dlq (key: the request id): one rejected reading, as received,
+    with the reason (written by services/ingest/records.py)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "request_id": "3f2b9c1e8a7d4b6f", "index": 12, "reason": "out_of_range",
+        "message": "sensor 'temperature' = 500.0 is outside its valid range [-40, 200]",
+        "raw": '{"machine_id":"pump-0007","machine_type":"pump","ts":1769860800000,"values":{"temperature":500.0}}',
+        "ingested_at": 1769860800123}]})
+
+    request_id: str = Field(description="The request's id (the sender's X-Request-ID, or generated); also in the "
+                                        "HTTP answer.")
+    index: int = Field(ge=0, description="0-based position of the reading in the batch; for NDJSON bodies, its "
+                                         "line number.")
+    reason: Reason = Field(description="Why it was rejected (the first failed check; order in "
+                                       "services/ingest/validation.py).")
+    message: str = Field(description="The same explanation the sender got, for people.")
+    raw: str = Field(description="The rejected item as JSON text (NaN, Infinity and integers beyond 64 bits "
+                                 "survive), or the undecodable NDJSON line itself.")
+    raw_truncated: bool | None = Field(None, description="Present and true when raw was cut (see "
+                                                         "services/ingest/records.py MAX_RAW_CHARS).")
+    ingested_at: int = Field(ge=0, description="The ingest server's clock (epoch ms) when it handled the request.")
+
+
+def sensor_reading_json_schema() -> dict[str, Any]:
+    """The JSON Schema document of ``sensor.readings`` and its dead letters, as docs/schemas/sensor-reading.json
+    holds it (``forewarn schemas`` writes it; tests/unit/test_schema_files.py fails when it drifts)."""
+    definitions = {"SensorReading": Reading.model_json_schema(mode="serialization"),
+                   "DeadLetter": RejectedReading.model_json_schema(mode="serialization")}
+    for name, definition in definitions.items():
+        definition["title"] = name
+        definition.pop("$defs", None)
+    reason = definitions["DeadLetter"]["properties"]["reason"]
+    reason.pop("$ref", None)
+    reason["enum"] = [r.value for r in Reason]
+    reason["type"] = "string"
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://forewarn.dev/schemas/sensor-reading.json",
+        "title": "SensorReading",
+        "description": "Value of a message on the Kafka topic sensor.readings; the dead-letter message of "
+                       "sensor.readings.dlq is $defs/DeadLetter in this file. Generated from "
+                       "forewarn.schemas (Reading, RejectedReading) by 'forewarn schemas': do not edit.",
+        "$ref": "#/$defs/SensorReading",
+        "$defs": definitions,
+    }
 
 
 class GroundTruthEvent(BaseModel):

@@ -2,29 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from tests.integration.test_alerter_pipeline import INCIDENT, POLICY, T0, Env, Running, count
+from tests.integration import test_alerter_pipeline
+from tests.integration.test_alerter_pipeline import INCIDENT, T0, Env, Running, count
 
 from forewarn import topics
 from forewarn.services.alerter.bootstrap import bootstrap
 from forewarn.services.alerter.settings import DEV_API_KEY
 
 pytestmark = pytest.mark.timeout(60)
+env = test_alerter_pipeline.env  # the running alerter of the pipeline tests, one fixture for both
 KEY = {"X-API-Key": "k-test-0123456789abcdef"}
-
-
-@pytest.fixture
-def env(stack: Any, uid: str, tmp_path: Path) -> Iterator[Env]:
-    path = tmp_path / "policy.yaml"
-    path.write_text(POLICY)
-    environment = Env(stack, uid, path)
-    yield environment
-    environment.close()
 
 
 def ids_by_machine(client: TestClient, **params: Any) -> dict[str, str]:

@@ -1,16 +1,14 @@
-"""Alerter settings from the environment and the alert policy file."""
+"""Alerter settings from the environment and the alert policy file. The API-key and placeholder-secret rules
+are tested once for every service in test_api_keys.py."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
 
 from forewarn.services.alerter.policy_file import AlertPolicyError, load_policy_book, parse_policy_book
-from forewarn.services.alerter.settings import DEV_API_KEY, AlerterSettings
-
-REAL_KEY = "k3y-0f-sufficient-length-123"
+from forewarn.services.alerter.settings import AlerterSettings
 
 
 @pytest.fixture(autouse=True)
@@ -22,32 +20,12 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
 
 
-def test_development_defaults_to_the_dev_key_and_no_notifiers() -> None:
+def test_development_defaults_to_no_notifiers() -> None:
+    # The dev key default (accepted_keys) is asserted in test_api_keys.py, for the alerter too.
     settings = AlerterSettings()
     assert settings.alerter.port == 8002
-    assert settings.accepted_keys() == (DEV_API_KEY.encode(),)
     configs = settings.alerter.notifier_configs()
     assert (configs.get("slack"), configs.get("pagerduty"), configs.get("webhook")) == (None,) * 3
-
-
-def test_production_without_keys_refuses_to_start(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("FOREWARN_ENVIRONMENT", "production")
-    with pytest.raises(ValidationError, match="FOREWARN_ALERTER__API_KEYS is not set"):
-        AlerterSettings()
-
-
-@pytest.mark.parametrize("key", [DEV_API_KEY, "changeme", "short"])
-def test_production_rejects_placeholder_keys(monkeypatch: pytest.MonkeyPatch, key: str) -> None:
-    monkeypatch.setenv("FOREWARN_ENVIRONMENT", "production")
-    monkeypatch.setenv("FOREWARN_ALERTER__API_KEYS", f"{REAL_KEY},{key}")
-    with pytest.raises(ValidationError, match="entry 2 is a placeholder"):
-        AlerterSettings()
-
-
-def test_production_with_real_keys_accepts_only_them(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("FOREWARN_ENVIRONMENT", "production")
-    monkeypatch.setenv("FOREWARN_ALERTER__API_KEYS", f" {REAL_KEY} , {REAL_KEY}-2")
-    assert AlerterSettings().accepted_keys() == (REAL_KEY.encode(), f"{REAL_KEY}-2".encode())
 
 
 def test_notifiers_are_configured_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

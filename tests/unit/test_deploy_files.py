@@ -11,6 +11,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import re
+import shlex
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -262,23 +263,60 @@ def test_service_packages_are_the_known_services() -> None:
     assert {s.value for s in Service} == set(SERVICE_PORTS), "`forewarn run` accepts other services"
 
 
-def test_every_dockerfile_cmd_names_a_known_service() -> None:
-    dockerfiles = sorted((ROOT / "services").glob("*/Dockerfile"))
-    assert {p.parent.name for p in dockerfiles} == set(SERVICE_PORTS), "one Dockerfile per service"
-    for path in dockerfiles:
-        cmds = [args for op, args in _parse_dockerfile(path) if op == "CMD"]
-        assert len(cmds) == 1, f"{path}: expected one CMD"
-        cmd = json.loads(cmds[0])  # exec form: the service is PID 1 and gets SIGTERM
-        assert cmd[:2] == ["forewarn", "run"] and len(cmd) == 3, f"{path}: CMD {cmd}"
-        assert cmd[2] in SERVICE_PORTS, f"{path}: CMD runs unknown service {cmd[2]!r}"
-        assert cmd[2] == path.parent.name, f"{path}: CMD runs {cmd[2]}, not its own service"
+def _compose_build_args(service: str) -> dict[str, str]:
+    """The build args docker-compose.yml passes for one service: the builds every check here renders."""
+    compose_file = _load_all(ROOT / "docker-compose.yml")[0]
+    return {key: str(value) for key, value in compose_file["services"][service]["build"]["args"].items()}
+
+
+def _render_dockerfile(build_args: dict[str, str]) -> list[tuple[str, str]]:
+    """The one Dockerfile's instructions as one service's build (and its container) sees them: ``$NAME`` /
+    ``${NAME}`` replaced by the ARG and ENV values in effect at that line. Docker expands ARG/ENV in
+    FROM, ENV, EXPOSE, LABEL and USER at build time, and the shell of a shell-form HEALTHCHECK or of
+    ``sh -c`` expands the image's ENV at run time; one substitution covers both for these checks."""
+    values: dict[str, str] = {}
+
+    def substitute(text: str) -> str:
+        return re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: values.get(m.group(1) or m.group(2), m.group(0)), text)
+
+    rendered = []
+    for op, args in _parse_dockerfile(ROOT / "Dockerfile"):
+        if op == "ARG":
+            name, has_default, default = args.partition("=")
+            if name in build_args:
+                values[name] = build_args[name]
+            elif has_default:
+                values[name] = substitute(default)
+        text = substitute(args)
+        if op == "ENV":
+            for pair in shlex.split(text):
+                key, _, value = pair.partition("=")
+                values[key] = value
+        rendered.append((op, text))
+    return rendered
+
+
+def test_every_service_build_runs_its_own_service(compose: dict[str, Any]) -> None:
+    assert not list((ROOT / "services").glob("*/Dockerfile")), "one Dockerfile for all services, at the root"
+    built = {name for name, svc in compose["services"].items() if "build" in svc}
+    assert built == set(SERVICE_PORTS), "one image build per service"
+    declared = [a for op, a in _parse_dockerfile(ROOT / "Dockerfile") if op == "ARG"]
+    assert {"SERVICE", "PORT"} <= set(declared), "SERVICE and PORT are required build args (no default)"
+    for service in sorted(built):
+        cmds = [args for op, args in _render_dockerfile(_compose_build_args(service)) if op == "CMD"]
+        assert len(cmds) == 1, f"{service} build: expected one CMD"
+        cmd = json.loads(cmds[0])  # exec form + `exec`: the service is PID 1 and gets SIGTERM
+        assert cmd[:2] == ["sh", "-c"] and len(cmd) == 3, f"{service} build: CMD {cmd}"
+        words = shlex.split(cmd[2])
+        assert words[:3] == ["exec", "forewarn", "run"] and len(words) == 4, f"{service} build: CMD {cmd}"
+        assert words[3] in SERVICE_PORTS, f"{service} build: CMD runs unknown service {words[3]!r}"
+        assert words[3] == service, f"{service} build: CMD runs {words[3]}, not its own service"
 
 
 @pytest.mark.parametrize("service", sorted(SERVICE_PORTS))
 def test_dockerfile(service: str) -> None:
-    instr = _parse_dockerfile(ROOT / "services" / service / "Dockerfile")
-    args = {m.group(1): m.group(2) for op, a in instr if op == "ARG" for m in [re.match(r"(\w+)=(\S+)", a)] if m}
-    bases = [re.sub(r"\$\{(\w+)\}", lambda m: args[m.group(1)], a.split()[0]) for op, a in instr if op == "FROM"]
+    instr = _render_dockerfile(_compose_build_args(service))
+    bases = [a.split()[0] for op, a in instr if op == "FROM"]
     assert len(bases) >= 2, "multi-stage build expected"
     assert all(b.startswith("python:3.11-slim") for b in bases), bases
     final = max(i for i, (op, _) in enumerate(instr) if op == "FROM")
@@ -292,6 +330,7 @@ def test_dockerfile(service: str) -> None:
     assert [a for op, a in final_stage if op == "EXPOSE"] == [str(SERVICE_PORTS[service])]
     env = " ".join(a for op, a in final_stage if op == "ENV")
     assert "PYTHONDONTWRITEBYTECODE=1" in env, "a read-only root must not need .pyc writes"
+    assert f"FOREWARN_{service.upper()}__HOST=0.0.0.0" in env.split(), "the service listens beyond loopback"
 
 
 def test_dockerignore_sends_only_the_build_inputs() -> None:
@@ -302,11 +341,10 @@ def test_dockerignore_sends_only_the_build_inputs() -> None:
     ]
     for path in (".venv", ".git", ".env", "tests", "mlruns", ".forewarn"):
         assert _dockerignore_excludes(patterns, path), f".dockerignore lets {path} into the build context"
-    for service in SERVICE_PORTS:
-        for op, args in _parse_dockerfile(ROOT / "services" / service / "Dockerfile"):
-            if op == "COPY" and "--from=" not in args:
-                for src in args.split()[:-1]:
-                    assert not _dockerignore_excludes(patterns, src.strip("/")), f"COPY {src} is ignored"
+    for op, args in _parse_dockerfile(ROOT / "Dockerfile"):
+        if op == "COPY" and "--from=" not in args:
+            for src in args.split()[:-1]:
+                assert not _dockerignore_excludes(patterns, src.strip("/")), f"COPY {src} is ignored"
 
 
 # ---- docker-compose -----------------------------------------------------------------------------
@@ -353,8 +391,9 @@ def test_compose_app_service(compose: dict[str, Any], service: str) -> None:
     svc = compose["services"][service]
     port = SERVICE_PORTS[service]
     assert svc["build"]["context"] == "."
-    assert svc["build"]["dockerfile"] == f"services/{service}/Dockerfile"
+    assert svc["build"]["dockerfile"] == "Dockerfile"
     assert (ROOT / svc["build"]["dockerfile"]).is_file()
+    assert _compose_build_args(service) == {"SERVICE": service, "PORT": str(port)}
     assert svc["ports"] == [f"127.0.0.1:{port}:{port}"]
     assert f":{port}/readyz" in " ".join(svc["healthcheck"]["test"])
     assert svc["read_only"] is True and svc["cap_drop"] == ["ALL"]

@@ -26,6 +26,7 @@ _VERB_MODULES: tuple[str, ...] = (
     "forewarn.cli.train",
     "forewarn.cli.promote",
     "forewarn.cli.evaluate",
+    "forewarn.cli.schemas",
 )
 
 

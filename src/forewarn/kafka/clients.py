@@ -9,7 +9,7 @@ overrides in code. Connection and security (bootstrap servers, TLS, SASL) come f
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from forewarn.settings import KafkaSettings
@@ -77,52 +77,43 @@ def admin(settings: KafkaSettings, **overrides: Any) -> Any:
     return AdminClient({**connection_config(settings), **overrides})
 
 
-class LazyProducer:
-    """A producer created on first use: wiring can build it at start-up without touching the network, and a
-    service that never produces never opens a connection."""
+class _LazyClient:
+    """A client created on first use: wiring can build it at start-up without touching the network, and a
+    service that never uses it never opens a connection."""
 
-    def __init__(self, settings: KafkaSettings, *, extra_config: Mapping[str, Any] | None = None,
-                 **overrides: Any) -> None:
-        self._settings = settings
-        self._extra_config = dict(extra_config or {})
-        self._overrides = overrides
+    def __init__(self, create: Callable[[], Any]) -> None:
+        self._create = create
         self._client: Any = None
 
     @property
     def client(self) -> Any:
         if self._client is None:
-            self._client = producer(self._settings, extra_config=self._extra_config, **self._overrides)
+            self._client = self._create()
         return self._client
 
-    def __getattr__(self, name: str) -> Any:  # produce, poll, flush, list_topics, ...
+    def __getattr__(self, name: str) -> Any:  # produce, flush, subscribe, consume, commit, seek, ...
         return getattr(self.client, name)
 
 
-class LazyConsumer:
-    """A consumer created on first use, closed only if it was created."""
+class LazyProducer(_LazyClient):
+    def __init__(self, settings: KafkaSettings, *, extra_config: Mapping[str, Any] | None = None,
+                 **overrides: Any) -> None:
+        extra = dict(extra_config or {})
+        super().__init__(lambda: producer(settings, extra_config=extra, **overrides))
+
+
+class LazyConsumer(_LazyClient):
+    """Closed only if it was created."""
 
     def __init__(self, settings: KafkaSettings, group_id: str, *, extra_config: Mapping[str, Any] | None = None,
                  **overrides: Any) -> None:
-        self._settings = settings
-        self._group_id = group_id
-        self._extra_config = dict(extra_config or {})
-        self._overrides = overrides
-        self._client: Any = None
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = consumer(self._settings, self._group_id, extra_config=self._extra_config,
-                                    **self._overrides)
-        return self._client
+        extra = dict(extra_config or {})
+        super().__init__(lambda: consumer(settings, group_id, extra_config=extra, **overrides))
 
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
             self._client = None
-
-    def __getattr__(self, name: str) -> Any:  # subscribe, consume, poll, commit, seek, committed, ...
-        return getattr(self.client, name)
 
 
 def spark_options(settings: KafkaSettings) -> dict[str, str]:
