@@ -4,6 +4,7 @@
 #   scorer   8001  model scoring: features.vectors -> risk.scores (MLflow alias "champion")
 #   alerter  8002  alert policy + Slack / PagerDuty notifiers + feedback API: risk.scores -> alerts
 #   features 8003  streaming feature service: sensor.readings -> Redis online store + features.vectors
+#   monitor  8004  drift and decay of the champion: features.vectors, risk.scores, labels -> model.health
 # Build from the repository root (every image installs the whole forewarn distribution):
 #   docker build --build-arg SERVICE=ingest --build-arg PORT=8000 -t forewarn/ingest:dev .
 # docker-compose.yml passes the same args per service.
@@ -55,13 +56,13 @@ ENV PATH=/opt/venv/bin:$PATH \
     FOREWARN_ENVIRONMENT=production
 WORKDIR /tmp
 
-# Declared only here, after every shared layer, so the four images share the build stage and the layers
+# Declared only here, after every shared layer, so the five images share the build stage and the layers
 # above; only what follows differs per service.
 ARG SERVICE
 ARG PORT
 # Fail the build, not the container, on a missing service or one `forewarn run` does not know.
 RUN test -n "${SERVICE}" && test -n "${PORT}" \
- || { echo "build with --build-arg SERVICE=<ingest|features|scorer|alerter> --build-arg PORT=<its port>" >&2; exit 1; } \
+ || { echo "build with --build-arg SERVICE=<ingest|features|scorer|alerter|monitor> --build-arg PORT=<its port>" >&2; exit 1; } \
  && python -c "import sys; from forewarn.cli.run import Service; Service(sys.argv[1])" "${SERVICE}"
 LABEL org.opencontainers.image.title="forewarn-${SERVICE}"
 # The image's service and port at run time (CMD and HEALTHCHECK read them; build args are gone by then).
@@ -74,7 +75,8 @@ ENV FOREWARN_SERVICE=${SERVICE} \
 ENV FOREWARN_INGEST__HOST=0.0.0.0 \
     FOREWARN_FEATURES__HOST=0.0.0.0 \
     FOREWARN_SCORER__HOST=0.0.0.0 \
-    FOREWARN_ALERTER__HOST=0.0.0.0
+    FOREWARN_ALERTER__HOST=0.0.0.0 \
+    FOREWARN_MONITOR__HOST=0.0.0.0
 USER 10001:10001
 EXPOSE ${PORT}
 

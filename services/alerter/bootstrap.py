@@ -107,6 +107,7 @@ def bootstrap(
     names = Topics(
         scores=settings.kafka.topic(topics.RISK_SCORES), alerts=settings.kafka.topic(topics.ALERTS),
         dead_letters=settings.kafka.topic(topics.ALERTS_DLQ), feedback=settings.kafka.topic(topics.FEEDBACK),
+        model_health=settings.kafka.topic(topics.MODEL_HEALTH),
     )
     if store is None:
         import redis
@@ -120,7 +121,7 @@ def bootstrap(
             kafka.producer(settings.kafka, extra_config={"message.timeout.ms": timeout_ms, "linger.ms": 2}),
             timeout_s=options.publish_timeout_s,
         )
-    notifiers = build_notifiers(options.notifier_configs()) if notifiers is None else notifiers
+    notifiers = build_notifiers(options.delivery_configs()) if notifiers is None else notifiers
     dispatcher = Dispatcher(
         notifiers, store, KafkaDeadLetters(publisher, names.dead_letters), metrics,
         retry=RetryPolicy(options.delivery_max_attempts, options.delivery_backoff_s, options.delivery_backoff_max_s),
@@ -132,14 +133,16 @@ def bootstrap(
     consumer = consumer or kafka.consumer(
         settings.kafka, options.consumer_group, extra_config={"session.timeout.ms": options.session_timeout_ms}
     )
-    rebuilder = StateRebuilder(settings.kafka, store, policies, names.alerts, wall_clock_ms)
+    rebuilder = StateRebuilder(settings.kafka, store, policies, names.alerts, wall_clock_ms,
+                               health_topic=names.model_health)
     loop = AlertStreamLoop(
-        consumer, names.scores, service, metrics, rebuilder=rebuilder,
+        consumer, names.scores, service, metrics, rebuilder=rebuilder, health_topic=names.model_health,
         timing=LoopTiming(batch_size=options.batch_size, poll_timeout_s=options.poll_timeout_s,
                           tick_interval_s=options.tick_interval_s, sweep_interval_s=options.sweep_interval_s),
     )
     app = create_app(service, settings.accepted_keys(), readiness_check(store, loop), registry=metrics.registry)
     log.info("alerter wired", extra={"fields": {
-        "notifiers": sorted(notifiers), "scores_topic": names.scores, "policy": options.policy,
+        "notifiers": sorted(notifiers), "scores_topic": names.scores, "model_health_topic": names.model_health,
+        "policy": options.policy,
         "machine_types_with_policy": sorted(policies.machine_types)}})
     return Alerter(settings, store, publisher, dispatcher, service, loop, app, consumer)

@@ -55,6 +55,7 @@ class Topics:
     alerts: str
     dead_letters: str
     feedback: str
+    model_health: str | None = None  # the monitor's judgements; None: machine alerts only
 
 
 @dataclass(frozen=True)
@@ -174,7 +175,7 @@ class AlertService:
                     counts["duplicate"] = counts.get("duplicate", 0) + 1
                     continue
                 before = trackers[key] or new_tracker(item.score)
-                policy = self.policies.for_type(item.score.machine_type)
+                policy = self.policies.for_type(item.score.machine_type, failure_mode_of(item.score))
                 decision = on_score(before, item.score, policy, now)
                 counts["stale" if decision.stale else "applied"] = counts.get(
                     "stale" if decision.stale else "applied", 0) + 1
@@ -205,7 +206,7 @@ class AlertService:
             for key, (tracker, _) in stored.items():
                 if tracker is None:
                     continue
-                policy = self.policies.for_type(tracker.machine_type)
+                policy = self.policies.for_type(tracker.machine_type, tracker.mode)
                 decision = on_tick(tracker, policy, now)
                 if decision.actions and decision.tracker.alert is not None:
                     changes.trackers[key] = decision.tracker
@@ -237,7 +238,7 @@ class AlertService:
         now = self.clock_ms()
 
         def decide(alert: Alert, stored: Stored) -> Changes:
-            policy = self.policies.for_type(alert.machine_type)
+            policy = self.policies.for_type(alert.machine_type, alert.mode)
             new_alert, tracker, actions = apply_feedback(alert, stored.tracker, request.kind, policy, now)
             changes = Changes()
             changes.add_alert(new_alert)

@@ -1,8 +1,11 @@
 """Settings of the alerter: ``FOREWARN_ALERTER__*`` on top of the shared Kafka and Redis settings.
 
 Notifiers are enabled by configuring them: ``FOREWARN_ALERTER__SLACK_WEBHOOK_URL``,
-``FOREWARN_ALERTER__PAGERDUTY_ROUTING_KEY`` (+ ``PAGERDUTY_URL``), ``FOREWARN_ALERTER__WEBHOOK_URL``: each
-registered notifier's config fields, as ``<NOTIFIER>_<FIELD>`` (notifiers/registry.py).
+``FOREWARN_ALERTER__PAGERDUTY_ROUTING_KEY`` (+ ``PAGERDUTY_URL``), ``FOREWARN_ALERTER__WEBHOOK_URL``,
+``FOREWARN_ALERTER__SLACK_DATA_SCIENCE_WEBHOOK_URL`` (+ ``SLACK_DATA_SCIENCE_CHANNEL``): each registered
+notifier's config fields, as ``<NOTIFIER>_<FIELD>`` (notifiers/registry.py). Model-health alerts go to the
+data-science channel; without a webhook of its own it shares the main Slack one, posting with the channel
+override ``#forewarn-data-science`` (notifiers/slack_data_science.py).
 API keys: ``FOREWARN_ALERTER__API_KEYS`` holds one key or several, comma-separated (a JSON list works too).
 In development an unset value means the documented dev key :data:`DEV_API_KEY`; in production the service
 refuses to start unless real keys are set, and outside development a notifier setting that still holds the
@@ -18,7 +21,9 @@ from pydantic import BaseModel, Field
 from forewarn.api_keys import DEV_API_KEY, ApiKeyOptions, ApiKeySettings
 
 from .notifiers.base import NotifierConfig
-from .notifiers.registry import NOTIFIERS, notifier_config, notifier_settings_model
+from .notifiers.registry import NOTIFIERS, notifier_config, notifier_settings_model, setting_name
+from .notifiers.slack import SlackConfig, SlackNotifier
+from .notifiers.slack_data_science import DEFAULT_CHANNEL, SlackDataScienceConfig, SlackDataScienceNotifier
 
 if TYPE_CHECKING:
     NotifierSettings = BaseModel
@@ -62,10 +67,23 @@ class AlerterOptions(ApiKeyOptions, NotifierSettings):
     access_log: bool = Field(False, description="Log every HTTP request.")
 
     def notifier_configs(self) -> dict[str, NotifierConfig]:
-        """The configured notifiers (in registry order) and their configs."""
+        """The notifiers configured by their own settings (in registry order) and their configs."""
         shared = {"timeout_s": self.notifier_timeout_s}
         configs = {name: notifier_config(name, self, shared) for name in NOTIFIERS}
         return {name: config for name, config in configs.items() if config is not None}
+
+    def delivery_configs(self) -> dict[str, NotifierConfig]:
+        """The notifiers the alerter delivers through: :meth:`notifier_configs`, plus the data-science
+        channel on the main Slack webhook (with a channel override) when it has no webhook of its own."""
+        configs = self.notifier_configs()
+        main_slack = configs.get(SlackNotifier.name)
+        if SlackDataScienceNotifier.name in configs or not isinstance(main_slack, SlackConfig):
+            return configs
+        channel = getattr(self, setting_name(SlackDataScienceNotifier.name, "channel")) or DEFAULT_CHANNEL
+        fallback = SlackDataScienceConfig(webhook_url=main_slack.webhook_url, channel=channel,
+                                          timeout_s=self.notifier_timeout_s)
+        return {name: configs[name] if name in configs else fallback
+                for name in NOTIFIERS if name in configs or name == SlackDataScienceNotifier.name}
 
 
 class AlerterSettings(ApiKeySettings):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-import threading
 from contextlib import asynccontextmanager
 
 
@@ -12,6 +10,7 @@ def run() -> None:
     import uvicorn
     from prometheus_client import REGISTRY
 
+    from forewarn.loop_thread import start_guarded
     from forewarn.observability import configure_json_logging
     from forewarn.online_store import RedisFeatureStore
     from forewarn.services.scorer.app import create_app
@@ -34,8 +33,7 @@ def run() -> None:
     async def lifespan(_app):  # type: ignore[no-untyped-def]
         holder.refresh()
         watcher = holder.watch(loop.stop, opts.model_poll_s)
-        worker = threading.Thread(target=_guarded(loop.run, loop.stop), name="score-loop", daemon=True)
-        worker.start()
+        worker = start_guarded(loop.run, loop.stop, "score-loop")
         yield
         # SIGTERM: uvicorn stops serving, then we finish the batch in hand and commit it.
         loop.stop.set()
@@ -45,18 +43,3 @@ def run() -> None:
     app = create_app(holder, store, top_k=opts.top_k, lifespan=lifespan)
     uvicorn.run(app, host=opts.host, port=opts.port, log_config=None, access_log=False)
 
-
-def _guarded(target, stop: threading.Event):  # type: ignore[no-untyped-def]
-    """A crashed stream loop must take the process down (so it restarts), not leave a zombie API."""
-    import os
-    import signal
-
-    def runner() -> None:
-        try:
-            target()
-        except Exception:
-            logging.getLogger("forewarn.scorer").exception("score loop crashed; stopping the service")
-            stop.set()
-            os.kill(os.getpid(), signal.SIGTERM)
-
-    return runner

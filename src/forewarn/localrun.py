@@ -1,4 +1,4 @@
-"""Run the four services as local processes: for ``forewarn demo``, the end-to-end tests and benchmarks.
+"""Run the services as local processes: for ``forewarn demo``, the end-to-end tests and benchmarks.
 
 Each service is ``python -m forewarn.cli run <name>`` with its settings in the environment, its output in
 a log file, and a port of its own; readiness is its ``/readyz``. Processes are started in their own
@@ -21,7 +21,9 @@ import httpx
 from forewarn.errors import UserError
 from forewarn.stack.process import free_port
 
-SERVICES = ("features", "scorer", "alerter", "ingest")
+SERVICES = ("features", "scorer", "alerter", "ingest")  # the stream: started unless told otherwise
+MONITORING = ("monitor",)  # started when asked (the demo, the drift benchmark and tests)
+EVERY_SERVICE = (*SERVICES, *MONITORING)
 
 
 @dataclass
@@ -115,7 +117,7 @@ class LocalPipeline:
     services: dict[str, ServiceProcess] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for service in SERVICES:
+        for service in EVERY_SERVICE:
             for name in self.instances(service):
                 port = self.ports.get(name) or free_port()
                 env = {**os.environ, **self.env, f"FOREWARN_{service.upper()}__PORT": str(port),
@@ -145,6 +147,6 @@ class LocalPipeline:
                 if self.services[name].service not in skip_wait}
 
     def stop(self) -> None:
-        for service in reversed(SERVICES):
+        for service in reversed(EVERY_SERVICE):
             for name in reversed(self.instances(service)):
                 self.services[name].stop()

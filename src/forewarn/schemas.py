@@ -247,6 +247,40 @@ class FeedbackEvent(BaseModel):
     received_at: int
 
 
+
+# ---- model health (the monitor's output, the alerter's second input) -----------------------------
+
+HealthCondition = Literal[
+    "data_drift", "score_drift", "precision_decay", "recall_decay", "calibration_decay", "retrain_refused",
+    "no_reference",
+]
+"""What the monitor judges each window; one dedup key per (model, condition, scope)."""
+
+
+class ModelHealthEvent(BaseModel):
+    """One judgement of one model-health condition (``model.health`` topic). The monitor emits it every
+    window for every condition it could judge, active or not, so the alerter's hysteresis sees the
+    condition clear as well as hold. ``event_id`` is stable: a reprocessed window yields the same id."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    event_id: str
+    condition: HealthCondition
+    scope: str = Field(description="A machine type, or 'all' for a fleet-wide condition.")
+    active: bool = Field(description="True while the condition holds in this window.")
+    value: float = Field(description="The measured quantity (drift share, live precision, ...).")
+    limit: float = Field(description="Where the condition starts to hold (value compared with it).")
+    model_name: str
+    model_version: str | None = None
+    window: int = Field(ge=0, description="The monitor's window counter for this model version.")
+    window_start_ts: int = Field(description="Event time (epoch ms) of the window's first vector or label.")
+    window_end_ts: int = Field(description="Event time (epoch ms) of its last.")
+    summary: str = Field(description="One line for people: what holds and what to do.")
+    sensors: list[str] = Field(default_factory=list, description="Sensors named by a drift condition.")
+    details: dict[str, Any] = Field(default_factory=dict)
+    emitted_at: int = Field(description="Wall time (epoch ms) the monitor judged it.")
+
+
 class DeadLetter(BaseModel):
     """What ``alerts.dlq`` receives when a delivery gives up."""
 

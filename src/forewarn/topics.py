@@ -11,6 +11,7 @@ ALERTS_DLQ: Final = "alerts.dlq"
 FEEDBACK: Final = "feedback"
 AUDIT: Final = "audit"
 GROUND_TRUTH: Final = "ground.truth"
+MODEL_HEALTH: Final = "model.health"
 
 ALL: Final[tuple[str, ...]] = (
     SENSOR_READINGS,
@@ -22,4 +23,5 @@ ALL: Final[tuple[str, ...]] = (
     FEEDBACK,
     AUDIT,
     GROUND_TRUTH,
+    MODEL_HEALTH,
 )

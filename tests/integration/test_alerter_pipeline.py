@@ -67,7 +67,8 @@ class Env:
         self.kafka = base.kafka.model_copy(update={"topic_prefix": f"test.{uid}.", "topic_partitions": 2})
         self.redis = RedisSettings(url=base.redis.url, key_prefix=f"test:{uid}")
         self.policy_path = policy_path
-        names = [self.kafka.topic(t) for t in (topics.RISK_SCORES, topics.ALERTS, topics.ALERTS_DLQ, topics.FEEDBACK)]
+        names = [self.kafka.topic(t) for t in (topics.RISK_SCORES, topics.ALERTS, topics.ALERTS_DLQ, topics.FEEDBACK,
+                                               topics.MODEL_HEALTH)]
         self.topic_names = names
         self.admin = kafka.admin(self.kafka)  # keep a reference: the futures fail if the client is collected
         futures = self.admin.create_topics([NewTopic(n, 2, 1) for n in names])

@@ -28,7 +28,7 @@ K8S = ROOT / "k8s"
 OVERLAYS = sorted(p.name for p in (K8S / "overlays").iterdir() if (p / "kustomization.yaml").is_file())
 
 # Decided: one HTTP port per service, each serving /healthz, /readyz and /metrics.
-SERVICE_PORTS = {"ingest": 8000, "scorer": 8001, "alerter": 8002, "features": 8003}
+SERVICE_PORTS = {"ingest": 8000, "scorer": 8001, "alerter": 8002, "features": 8003, "monitor": 8004}
 # Consumer-group services that scale with replicas (bounded by the topic's partitions).
 LAG_SCALED = {"features", "scorer"}
 # Services that run more than one replica somewhere and so need a PodDisruptionBudget.
@@ -36,9 +36,16 @@ NEEDS_PDB = {"ingest", "features", "scorer"}
 SECRET_VARS = {
     "FOREWARN_INGEST__API_KEYS",
     "FOREWARN_ALERTER__SLACK_WEBHOOK_URL",
+    "FOREWARN_ALERTER__SLACK_DATA_SCIENCE_WEBHOOK_URL",
     "FOREWARN_ALERTER__PAGERDUTY_ROUTING_KEY",
     "FOREWARN_ALERTER__API_KEYS",
 }
+# Compose health is readiness, except where readiness waits on something a fresh stack lacks: the
+# monitor's /readyz stays 503 until a champion exists, and that is not ill health.
+COMPOSE_HEALTH_PATHS = {"monitor": "/healthz"}
+# Pods that mount a service-account token, each with its own account: the monitor creates retraining
+# Jobs through the Kubernetes API (k8s/base/monitor/rbac.yaml). Every other pod mounts none.
+API_CLIENTS = {"monitor": "forewarn-monitor"}
 COMPOSE_INFRA = {"kafka", "topic-init", "redis", "mlflow", "prometheus", "grafana"}
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob"}
 ONE_SHOT_KINDS = {"Job", "CronJob"}
@@ -94,8 +101,11 @@ def _workload_problems(doc: dict[str, Any]) -> list[str]:
     problems = []
     if pod_sc.get("seccompProfile", {}).get("type") != "RuntimeDefault":
         problems.append(f"{name}: pod seccompProfile is not RuntimeDefault")
-    if pod.get("automountServiceAccountToken") is not False:
+    account = API_CLIENTS.get(doc["metadata"]["name"]) if doc["kind"] not in ONE_SHOT_KINDS else None
+    if account is None and pod.get("automountServiceAccountToken") is not False:
         problems.append(f"{name}: automountServiceAccountToken is not false")
+    if account is not None and pod.get("serviceAccountName") != account:
+        problems.append(f"{name}: mounts a token but does not run as its own service account {account}")
     for kind in ("initContainers", "containers"):
         for c in pod.get(kind, []):
             where = f"{name} container {c['name']}"
@@ -395,7 +405,7 @@ def test_compose_app_service(compose: dict[str, Any], service: str) -> None:
     assert (ROOT / svc["build"]["dockerfile"]).is_file()
     assert _compose_build_args(service) == {"SERVICE": service, "PORT": str(port)}
     assert svc["ports"] == [f"127.0.0.1:{port}:{port}"]
-    assert f":{port}/readyz" in " ".join(svc["healthcheck"]["test"])
+    assert f":{port}{COMPOSE_HEALTH_PATHS.get(service, '/readyz')}" in " ".join(svc["healthcheck"]["test"])
     assert svc["read_only"] is True and svc["cap_drop"] == ["ALL"]
     assert str(svc["user"]).split(":")[0] not in {"root", "0"}
     assert any(t.startswith("/tmp") for t in svc["tmpfs"]), "read-only root needs a writable /tmp"
@@ -506,11 +516,89 @@ def test_k8s_topic_init_creates_every_topic() -> None:
     assert set(env["TOPICS"].split()) == set(topics.ALL)
 
 
+
+def test_k8s_retrain_job_template_is_hardened_and_shipped_as_a_config_map() -> None:
+    """The retraining Job is a template (k8s/base/retrain/job.yaml), created by the monitor's kubernetes
+    runner: applying the base ships it as a ConfigMap and must not start a run."""
+    from forewarn.retraining.runner import build_job_manifest
+
+    folder = K8S / "base" / "retrain"
+    assert "retrain" in _kustomization(K8S / "base")["resources"]
+    kust = _kustomization(folder)
+    assert not kust.get("resources"), "the template is not a resource: applying the base would start a run"
+    (generator,) = kust["configMapGenerator"]
+    assert generator["name"] == "forewarn-retrain-job" and generator["files"] == ["job.yaml"]
+    assert generator["options"]["disableNameSuffixHash"] is True
+    (template,) = _load_all(folder / "job.yaml")
+    job = build_job_manifest(template, "decay: live precision 0.41", stamp="20260107-101500")
+    for doc in (template, job):
+        assert doc["kind"] == "Job"
+        problems = _workload_problems(doc)
+        assert not problems, "\n".join(problems)
+        container = _pod_spec(doc)["containers"][0]
+        assert {"configMapRef": {"name": "forewarn-config"}} in container["envFrom"]
+    assert _pod_spec(job)["containers"][0]["args"] == ["retrain", "--reason", "decay: live precision 0.41"]
+
+
+def _base_docs() -> list[dict[str, Any]]:
+    return [doc for f in _resource_files(K8S / "base") for doc in _load_all(f)]
+
+
+def _container_env(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {e["name"]: e for e in _pod_spec(doc)["containers"][0].get("env", [])}
+
+
+def test_k8s_only_the_monitor_talks_to_the_api_and_may_only_create_and_read_jobs() -> None:
+    docs = _base_docs()
+    by_kind = _by_kind(docs)
+    assert not by_kind.get("ClusterRole") and not by_kind.get("ClusterRoleBinding"), "namespaced rights only"
+    mounting = {d["metadata"]["name"] for d in docs
+                if d["kind"] in WORKLOAD_KINDS and _pod_spec(d).get("automountServiceAccountToken") is not False}
+    assert mounting == set(API_CLIENTS), "only the API clients mount a service-account token"
+    for workload, account in API_CLIENTS.items():
+        assert _pod_spec(by_kind["Deployment"][workload])["serviceAccountName"] == account
+        assert by_kind["ServiceAccount"][account].get("automountServiceAccountToken") is False, (
+            "the account itself mounts nothing: only the pod that needs the token opts in"
+        )
+        bindings = [b for b in by_kind["RoleBinding"].values()
+                    if {"kind": "ServiceAccount", "name": account} in b["subjects"]]
+        assert len(bindings) == 1, f"{account}: expected one RoleBinding"
+        (binding,) = bindings
+        assert binding["roleRef"]["kind"] == "Role"
+        role = by_kind["Role"][binding["roleRef"]["name"]]
+        assert role["rules"] == [{"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create", "get", "list"]}]
+
+
+def test_k8s_monitor_mounts_the_retrain_template_and_leaves_retraining_off() -> None:
+    from forewarn.retraining.settings import RetrainOptions
+
+    monitor = _by_kind(_base_docs())["Deployment"]["monitor"]
+    pod = _pod_spec(monitor)
+    env = _container_env(monitor)
+    assert env["FOREWARN_MONITOR__RETRAIN"]["value"] == "false", "the base never retrains by itself"
+    assert env["FOREWARN_RETRAIN__RUNNER"]["value"] == "kubernetes"
+    template_path = Path(env["FOREWARN_RETRAIN__JOB_TEMPLATE"]["value"])
+    assert template_path == RetrainOptions().job_template
+    (generator,) = _kustomization(K8S / "base" / "retrain")["configMapGenerator"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    mounts = {m["mountPath"]: m for m in pod["containers"][0]["volumeMounts"]}
+    mount = mounts[str(template_path.parent)]
+    assert mount["readOnly"] is True
+    assert volumes[mount["name"]]["configMap"]["name"] == generator["name"]
+    assert template_path.name in generator["files"], "the mounted folder holds the template under that name"
+    assert env["FOREWARN_RETRAIN__NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
+    assert monitor["spec"]["replicas"] == 1, "one monitor: each window judged, each event published once"
+
+
+def test_k8s_alerter_reads_the_data_science_webhook_from_its_secret() -> None:
+    alerter = _by_kind(_base_docs())["Deployment"]["alerter"]
+    ref = _container_env(alerter)["FOREWARN_ALERTER__SLACK_DATA_SCIENCE_WEBHOOK_URL"]["valueFrom"]["secretKeyRef"]
+    assert ref == {"name": "forewarn-alerter", "key": "slack-data-science-webhook-url", "optional": True}
+
 # ---- rendered overlays (kubectl kustomize, offline) ----------------------------------------------
 
 
-@pytest.mark.parametrize("overlay", OVERLAYS)
-def test_overlay_renders(overlay: str) -> None:
+def _render(overlay: str) -> list[dict[str, Any]]:
     kubectl = shutil.which("kubectl")
     if kubectl is None:
         pytest.skip("kubectl is not installed: cannot render the Kustomize overlays (other checks still ran)")
@@ -522,10 +610,33 @@ def test_overlay_renders(overlay: str) -> None:
         check=False,
     )
     assert proc.returncode == 0, proc.stderr
-    docs = [d for d in yaml.safe_load_all(proc.stdout) if d]
+    return [d for d in yaml.safe_load_all(proc.stdout) if d]
+
+
+def _by_kind(docs: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
     by_kind: dict[str, dict[str, dict[str, Any]]] = {}
     for d in docs:
         by_kind.setdefault(d["kind"], {})[d["metadata"]["name"]] = d
+    return by_kind
+
+
+def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    """A Kubernetes label selector (matchLabels, matchExpressions In / NotIn / Exists) against labels."""
+    if any(labels.get(k) != v for k, v in selector.get("matchLabels", {}).items()):
+        return False
+    for expr in selector.get("matchExpressions", []):
+        key, op, values = expr["key"], expr["operator"], expr.get("values", [])
+        if (op == "In" and labels.get(key) not in values) or (op == "NotIn" and labels.get(key) in values):
+            return False
+        if (op == "Exists") != (key in labels) and op in {"Exists", "DoesNotExist"}:
+            return False
+    return True
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_overlay_renders(overlay: str) -> None:
+    docs = _render(overlay)
+    by_kind = _by_kind(docs)
 
     problems = [p for d in docs if d["kind"] in WORKLOAD_KINDS for p in _workload_problems(d)]
     problems += _app_service_problems(docs)
@@ -545,6 +656,12 @@ def test_overlay_renders(overlay: str) -> None:
                 key_ref = env.get("valueFrom", {}).get("secretKeyRef")
                 if key_ref:
                     assert key_ref["key"] in by_kind["Secret"][key_ref["name"]]["data"]
+        for volume in _pod_spec(d).get("volumes", []):
+            if "configMap" in volume:
+                assert volume["configMap"]["name"] in by_kind["ConfigMap"], f"{d['metadata']['name']}: {volume}"
+        account = _pod_spec(d).get("serviceAccountName")
+        if account is not None:
+            assert account in by_kind["ServiceAccount"], f"{d['metadata']['name']} runs as missing {account}"
 
     config = next(cm["data"] for name, cm in by_kind["ConfigMap"].items() if name.startswith("forewarn-config"))
     partitions = int(config["FOREWARN_KAFKA__TOPIC_PARTITIONS"])
@@ -560,3 +677,47 @@ def test_overlay_renders(overlay: str) -> None:
             )
     for name in LAG_SCALED - set(by_kind.get("ScaledObject", {})):
         assert by_kind["Deployment"][name]["spec"].get("replicas", 1) <= partitions
+
+
+def _policy_ports(rule: dict[str, Any], container: dict[str, Any] | None = None) -> set[int]:
+    return {_container_port(container, p["port"]) if container else p["port"] for p in rule.get("ports", [])}
+
+
+def test_prod_network_policies_let_the_monitor_reach_what_it_uses_and_be_scraped() -> None:
+    docs = _render("prod")
+    by_kind = _by_kind(docs)
+    policies = list(by_kind["NetworkPolicy"].values())
+    workloads = {d["metadata"]["name"]: d for d in docs if d["kind"] in {"Deployment", "StatefulSet"}}
+    monitor = workloads["monitor"]
+    labels = monitor["spec"]["template"]["metadata"]["labels"]
+    container = _pod_spec(monitor)["containers"][0]
+
+    scraped = [
+        rule
+        for p in policies
+        if "Ingress" in p["spec"]["policyTypes"] and _selects(p["spec"]["podSelector"], labels)
+        for rule in p["spec"].get("ingress", [])
+        if any(f.get("namespaceSelector", {}).get("matchLabels", {}).get("kubernetes.io/metadata.name")
+               == "monitoring" for f in rule.get("from", []))
+    ]
+    assert any(SERVICE_PORTS["monitor"] in _policy_ports(r, container) for r in scraped), (
+        "Prometheus (namespace monitoring) cannot scrape the monitor"
+    )
+
+    egress = [rule for p in policies if "Egress" in p["spec"]["policyTypes"]
+              and _selects(p["spec"]["podSelector"], labels) for rule in p["spec"].get("egress", [])]
+    assert egress, "the monitor holds an API token: its egress is an allow-list"
+    for target, port in (("kafka", 9092), ("redis", 6379), ("mlflow", 5000)):
+        target_labels = workloads[target]["spec"]["template"]["metadata"]["labels"]
+        assert any(port in _policy_ports(r) and any("podSelector" in f and "namespaceSelector" not in f
+                                                    and _selects(f["podSelector"], target_labels)
+                                                    for f in r["to"]) for r in egress), f"monitor -> {target}:{port}"
+    assert any({53} == _policy_ports(r) and {p.get("protocol", "TCP") for p in r["ports"]} == {"UDP", "TCP"}
+               for r in egress), "monitor -> DNS"
+    assert any({443, 6443} <= _policy_ports(r) and any("ipBlock" in f for f in r["to"]) for r in egress), (
+        "monitor -> Kubernetes API server"
+    )
+    others = [p["metadata"]["name"] for p in policies if "Egress" in p["spec"]["policyTypes"]
+              and any(_selects(p["spec"]["podSelector"], w["spec"]["template"]["metadata"]["labels"])
+                      for name, w in workloads.items() if name != "monitor")]
+    assert not others, f"egress of the other pods stays open (Slack, PagerDuty, DNS): {others}"

@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from forewarn.localrun import SERVICES, LocalPipeline
+from forewarn.localrun import EVERY_SERVICE, SERVICES, LocalPipeline
 
 
 def _pipeline(replicas: dict[str, int]) -> LocalPipeline:
@@ -23,5 +23,5 @@ def test_replicas_run_the_same_service_with_their_own_port_log_and_faust_folder(
 
 def test_one_process_per_service_by_default() -> None:
     pipeline = _pipeline({})
-    assert sorted(pipeline.services) == sorted(SERVICES)
+    assert sorted(pipeline.services) == sorted(EVERY_SERVICE)
     assert all(process.service == name for name, process in pipeline.services.items())

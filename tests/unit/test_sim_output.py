@@ -63,6 +63,16 @@ def test_parquet_history_is_byte_identical_for_the_same_seed(tmp_path: Path) -> 
     assert any(name.startswith("ground_truth/date=") for name in a)
 
 
+def test_parquet_history_with_drift_is_byte_identical_for_the_same_seed(tmp_path: Path) -> None:
+    drift = ("--drift", "regime", "--drift-at", "1h", "--drift-type", "compressor")
+    output = _simulate_to(tmp_path / "a", *drift)
+    _simulate_to(tmp_path / "b", *drift)
+    _simulate_to(tmp_path / "clean")
+    a, b, clean = _files(tmp_path / "a"), _files(tmp_path / "b"), _files(tmp_path / "clean")
+    assert a and a == b and a != clean
+    assert "injecting regime on compressor" in output
+
+
 def test_parquet_datasets_hold_what_the_summary_reports(tmp_path: Path) -> None:
     output = _simulate_to(tmp_path / "h")
     readings = pd.read_parquet(tmp_path / "h" / "readings")

@@ -270,3 +270,18 @@ def test_types_with_different_intervals_report_at_their_own_pace(tmp_path) -> No
     batch, _ = collect(sim)
     assert sim.fleet.step_ms == 1000
     assert (batch.machine == 0).sum() == 1800 and (batch.machine == 1).sum() == 720
+
+
+@pytest.mark.parametrize("kind", ["sensor-offset", "sensor-gain", "regime", "new-failure-mode"])
+def test_same_seed_and_drift_same_output(kind: str) -> None:
+    from forewarn.sim.drift import DriftSpec
+
+    drift = DriftSpec(kind, 2 * HOUR_MS)
+    _, a, events_a = simulate(seed=11, drift=drift, degrading_fraction=0.5)
+    _, b, events_b = simulate(seed=11, drift=drift, degrading_fraction=0.5)
+    assert np.array_equal(a.ts, b.ts) and np.array_equal(a.machine, b.machine)
+    assert np.array_equal(a.values, b.values, equal_nan=True)
+    assert events_a == events_b
+    _, clean, _ = simulate(seed=11, degrading_fraction=0.5)
+    early = clean.ts < START + 2 * HOUR_MS
+    assert np.array_equal(clean.values[early], a.values[a.ts < START + 2 * HOUR_MS], equal_nan=True)

@@ -92,6 +92,8 @@ class HttpNotifier(ABC, Generic[ConfigT]):
 
     name: ClassVar[str]
     config_type: ClassVar[type[NotifierConfig]]
+    # Whether a policy route left unset includes this notifier (notifiers.registry.DEFAULT_ROUTE_NAMES).
+    in_default_routes: ClassVar[bool] = True
 
     def __init__(self, config: ConfigT) -> None:
         self.config = config

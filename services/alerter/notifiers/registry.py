@@ -1,6 +1,7 @@
 """The notifiers this alerter can deliver through, by name: the one list the settings (each plugin's
 config fields become ``FOREWARN_ALERTER__<NAME>_<FIELD>``), the wiring and the policy's default routes
-(every notifier) derive from. A new plugin is a :class:`HttpNotifier` subclass added to :data:`NOTIFIERS`.
+(every notifier whose ``in_default_routes`` holds) derive from. A new plugin is a :class:`HttpNotifier`
+subclass added to :data:`NOTIFIERS`.
 """
 
 from __future__ import annotations
@@ -13,13 +14,16 @@ from pydantic import BaseModel, Field, SecretStr, create_model
 from .base import HttpNotifier, Notifier, NotifierConfig
 from .pagerduty import PagerDutyNotifier
 from .slack import SlackNotifier
+from .slack_data_science import SlackDataScienceNotifier
 from .webhook import WebhookNotifier
 
 # Order matters: a policy route left unset lists them in this order, and deliveries are made in it.
 NOTIFIERS: Mapping[str, type[HttpNotifier[Any]]] = {
-    plugin.name: plugin for plugin in (PagerDutyNotifier, SlackNotifier, WebhookNotifier)
+    plugin.name: plugin for plugin in (PagerDutyNotifier, SlackNotifier, WebhookNotifier, SlackDataScienceNotifier)
 }
 NOTIFIER_NAMES: tuple[str, ...] = tuple(NOTIFIERS)
+# What a route the policy file leaves unset goes to: the on-call notifiers, not the data scientists' channel.
+DEFAULT_ROUTE_NAMES: tuple[str, ...] = tuple(name for name, plugin in NOTIFIERS.items() if plugin.in_default_routes)
 # Fields every notifier has; the settings hold one value for all (notifier_<field>, e.g. notifier_timeout_s).
 SHARED_FIELDS = tuple(NotifierConfig.model_fields)
 

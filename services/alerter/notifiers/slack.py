@@ -30,11 +30,11 @@ class SlackConfig(NotifierConfig):
     webhook_url: SecretStr = Field(description="Slack incoming-webhook URL (it embeds a token: a secret).")
 
 
-def _cut(text: str, limit: int) -> str:
+def cut_text(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _iso(ts_ms: int) -> str:
+def iso_utc(ts_ms: int) -> str:
     return datetime.fromtimestamp(ts_ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
@@ -60,7 +60,7 @@ def _evidence_lines(event: AlertEvent) -> str:
 
 def slack_message(event: AlertEvent) -> dict[str, Any]:
     emoji, title = _TITLES.get(event.action, (":bell:", event.action))
-    header = _cut(f"{emoji} {title}: {event.machine_id} ({event.severity})", 150)
+    header = cut_text(f"{emoji} {title}: {event.machine_id} ({event.severity})", 150)
     fields = [
         f"*Machine*\n`{event.machine_id}` ({event.machine_type})",
         f"*Site*\n{event.site or 'n/a'}",
@@ -71,16 +71,16 @@ def slack_message(event: AlertEvent) -> dict[str, Any]:
     ]
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": header, "emoji": True}},
-        {"type": "section", "fields": [{"type": "mrkdwn", "text": _cut(f, 2000)} for f in fields]},
+        {"type": "section", "fields": [{"type": "mrkdwn", "text": cut_text(f, 2000)} for f in fields]},
         {"type": "section", "text": {"type": "mrkdwn",
-                                     "text": _cut(f"*Top sensor evidence*\n{_evidence_lines(event)}", 3000)}},
-        {"type": "context", "elements": [{"type": "mrkdwn", "text": _cut(
+                                     "text": cut_text(f"*Top sensor evidence*\n{_evidence_lines(event)}", 3000)}},
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": cut_text(
             f"{event.reason} · mode `{event.mode}` · dedup `{event.dedup_key}` · "
-            f"model {event.model_version or 'n/a'} · score time {_iso(event.ts)}", 3000)}]},
+            f"model {event.model_version or 'n/a'} · score time {iso_utc(event.ts)}", 3000)}]},
     ]
     text = (f"{title}: {event.machine_id} ({event.machine_type}) at {event.site or 'unknown site'}, "
             f"risk {event.p_failure:.0%}, alert {event.alert_id}")
-    return {"text": _cut(text, 3000), "blocks": blocks}
+    return {"text": cut_text(text, 3000), "blocks": blocks}
 
 
 class SlackNotifier(HttpNotifier[SlackConfig]):

@@ -95,7 +95,8 @@ class Policy(BaseModel):
     escalate_after: OptionalDurationMs = Field(parse_duration_ms("15m"), description="Escalate when not "
                                                "acknowledged within this (wall time); repeated per level.")
     max_escalations: int = Field(1, ge=0, description="How many times one alert may escalate.")
-    severity: SeverityThresholds = SeverityThresholds()
+    severity: SeverityThresholds | Severity = Field(SeverityThresholds(), description="p_failure thresholds, "
+                                                   "or one fixed level (for inputs whose p_failure is 0 or 1).")
     routes: Routes = Routes()
 
     @model_validator(mode="after")
@@ -116,14 +117,21 @@ class Policy(BaseModel):
 
 
 class PolicyBook(BaseModel):
-    """Policies by machine type; unknown types get the defaults."""
+    """Policies by machine type, and by failure mode within a type; unknown types get the defaults."""
 
     model_config = ConfigDict(frozen=True)
 
     defaults: Policy = Policy()
     machine_types: Mapping[str, Policy] = Field(default_factory=dict)
+    modes: Mapping[str, Mapping[str, Policy]] = Field(default_factory=dict, description="By machine type, then "
+                                                      "failure mode (for model_health: condition): modes that "
+                                                      "alert differently from their type.")
 
-    def for_type(self, machine_type: str) -> Policy:
+    def for_type(self, machine_type: str, mode: str | None = None) -> Policy:
+        if mode is not None and self.modes:
+            by_mode = self.modes.get(machine_type)
+            if by_mode is not None and mode in by_mode:
+                return by_mode[mode]
         return self.machine_types.get(machine_type, self.defaults)
 
 
@@ -275,7 +283,7 @@ def classify(policy: Policy, score: RiskLevels) -> Level:
 
 def severity_for(policy: Policy, p_failure: float, rul: float | None) -> Severity:
     t = policy.severity
-    level: Severity = (
+    level: Severity = t if isinstance(t, str) else (
         "critical" if p_failure >= t.critical else
         "error" if p_failure >= t.error else
         "warning" if p_failure >= t.warning else
@@ -296,7 +304,17 @@ def _evidence(score: RiskScore) -> tuple[Contribution, ...]:
     return tuple(ranked[:MAX_EVIDENCE])
 
 
+def window_summary_of(score: object) -> str | None:
+    """The words an input that judges a window brings (a model-health judgement,
+    forewarn.alerting.model_health); machine scores have none."""
+    summary = getattr(score, "window_summary", None)
+    return str(summary) if summary else None
+
+
 def _entry_reason(policy: Policy, score: RiskScore) -> str:
+    summary = window_summary_of(score)
+    if summary is not None:
+        return f"{summary} (held for {policy.min_consecutive} consecutive windows)"
     parts = []
     if policy.enter_p is not None and score.p_failure >= policy.enter_p:
         parts.append(f"p_failure {score.p_failure:.2f} >= {policy.enter_p:.2f}")
@@ -401,6 +419,10 @@ def on_score(tracker: Tracker, score: RiskScore, policy: Policy, now: int) -> De
             if by_count or by_time:
                 reason = (f"{low} consecutive low scores" if by_count
                           else f"low for {(score.ts - first_low) / 60_000:.1f} min")
+                summary = window_summary_of(score)
+                if summary is not None:
+                    reason = (f"clear for {low} consecutive windows" if by_count
+                              else f"clear for {(score.ts - first_low) / 60_000:.1f} min") + f": {summary}"
                 alert = alert.model_copy(update={
                     "state": "resolved", "resolved_ts": score.ts, "resolved_at": now, "updated_at": now,
                     "revision": alert.revision + 1, "reason": reason,

@@ -71,7 +71,7 @@ def replay(scores: Iterable[ScoreInput], recorded: Iterable[AlertEvent], policie
         while state.pending and (before_ts is None or state.pending[0].ts < before_ts):
             event = state.pending.pop(0)
             tracker = state.tracker
-            policy = policies.for_type(tracker.machine_type)
+            policy = policies.for_type(tracker.machine_type, tracker.mode)
             current = tracker.alert is not None and tracker.alert.id == event.alert_id
             if event.action == "escalate":
                 if not current:
@@ -104,7 +104,8 @@ def replay(scores: Iterable[ScoreInput], recorded: Iterable[AlertEvent], policie
             state = keys[key] = _Key(new_tracker(score), list(wall.get(key, ())))
         apply_pending(state, score.ts)
         # Escalation is wall time: the recorded escalate events replay it, not the scores.
-        policy = policies.for_type(score.machine_type).model_copy(update={"escalate_after": None})
+        policy = policies.for_type(score.machine_type, failure_mode_of(score))
+        policy = policy.model_copy(update={"escalate_after": None})
         decision = on_score(state.tracker, score, policy, 0)
         if decision.actions:
             first = decision.actions[0].alert

@@ -60,10 +60,11 @@ def keep_for_policy(scores: Sequence[ScorePeek], restless: set[str], policies: P
     on within the batch every score of it is kept."""
     keep = []
     for s in scores:
-        key = dedup_key_for(s.machine_id, failure_mode_of(s))
+        mode = failure_mode_of(s)
+        key = dedup_key_for(s.machine_id, mode)
         if key in restless:
             keep.append(True)
-        elif classify(policies.for_type(s.machine_type), s) == "high":
+        elif classify(policies.for_type(s.machine_type, mode), s) == "high":
             restless.add(key)
             keep.append(True)
         else:

@@ -25,6 +25,7 @@ _VERB_MODULES: tuple[str, ...] = (
     "forewarn.cli.eda",
     "forewarn.cli.train",
     "forewarn.cli.promote",
+    "forewarn.cli.retrain",
     "forewarn.cli.evaluate",
     "forewarn.cli.schemas",
 )

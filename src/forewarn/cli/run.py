@@ -13,6 +13,7 @@ class Service(StrEnum):
     features = "features"
     scorer = "scorer"
     alerter = "alerter"
+    monitor = "monitor"
 
 
 def register(app: typer.Typer) -> None:

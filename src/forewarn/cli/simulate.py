@@ -41,6 +41,32 @@ def register(app: typer.Typer) -> None:
         dropout_rate: float = _share(0.002, "Share of missing values."),
         missing_rate: float = _share(0.001, "Share of lost readings."),
         outlier_rate: float = _share(0.0005, "Share of readings with an out-of-range value."),
+        fleet_seed: Annotated[
+            int | None,
+            typer.Option(help="Seed of the machines and their operating points (default: --seed). Keep it "
+                         "and change --seed for the same plant in another week."),
+        ] = None,
+        drift: Annotated[
+            str | None,
+            typer.Option(help="Change the plant from --drift-at on: sensor-offset, sensor-gain, regime or "
+                         "new-failure-mode."),
+        ] = None,
+        drift_at: Annotated[
+            str | None, typer.Option(help="When the drift starts, from the run's start, e.g. 6h.")
+        ] = None,
+        drift_type: Annotated[
+            str | None,
+            typer.Option(help="Machine type that drifts (default: the first type with the drift's sensors)."),
+        ] = None,
+        drift_sensors: Annotated[
+            str | None,
+            typer.Option(help="Comma-separated sensors that drift (default: per kind; not for regime)."),
+        ] = None,
+        drift_size: Annotated[
+            float | None,
+            typer.Option(help="Offset in sensor scales (0.5), gain (1.8), new mean load (0.9), or daily "
+                         "chance of a new-mode fault (0.8)."),
+        ] = None,
         **delivery: Any,
     ) -> None:
         """Simulate a plant: readings with noise, load cycles, glitches, dropouts and outliers; machines
@@ -49,6 +75,9 @@ def register(app: typer.Typer) -> None:
         Examples: 'forewarn simulate --to parquet history/ -n 200 --duration 30d --seed 7' (fast history);
         'forewarn simulate -n 20 --duration 2d --speedup 1440 --interval 10s' (live demo: 2 days in 2 min).
         Without --start, history ends at the last UTC midnight and paced runs end at the current time.
+
+        Drift: 'forewarn simulate --drift sensor-offset --drift-at 6h --drift-type pump' recalibrates the
+        pumps' first sensor 6 h in; the summary names the type, sensors and onset injected.
         """
         from forewarn.sim.commands import run_simulation
 
@@ -63,5 +92,11 @@ def register(app: typer.Typer) -> None:
             degrading_fraction=degrading_fraction,
             maintenance_every=maintenance_every,
             rates=(glitch_rate, dropout_rate, missing_rate, outlier_rate),
+            fleet_seed=fleet_seed,
+            drift=drift,
+            drift_at=drift_at,
+            drift_type=drift_type,
+            drift_sensors=drift_sensors,
+            drift_size=drift_size,
             **delivery_arguments(**delivery),
         )

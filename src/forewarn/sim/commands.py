@@ -13,9 +13,10 @@ from forewarn.assets import AssetConfig, AssetConfigError, load_asset_config
 from forewarn.errors import UserError
 from forewarn.settings import ForewarnSettings
 from forewarn.sim.batch import Chunk
+from forewarn.sim.drift import DriftSpec, parse_sensor_list
 from forewarn.sim.driver import Pacer, RunStats, is_paced, run
 from forewarn.sim.outputs import Outputs, OutputSpec, open_outputs
-from forewarn.sim.report import progress_bar, summary_table
+from forewarn.sim.report import drift_rows, iso, progress_bar, summary_table
 from forewarn.sim.timing import default_start, parse_duration, parse_speedup, parse_start
 
 
@@ -43,6 +44,12 @@ def run_simulation(
     progress: bool,
     settings: ForewarnSettings | None = None,
     console: Console | None = None,
+    fleet_seed: int | None = None,
+    drift: str | None = None,
+    drift_at: str | None = None,
+    drift_type: str | None = None,
+    drift_sensors: str | None = None,
+    drift_size: float | None = None,
 ) -> RunStats:
     from forewarn.sim.options import SimOptions
     from forewarn.sim.plant import PlantSimulator
@@ -59,20 +66,25 @@ def run_simulation(
     )
     pace = parse_speedup(speedup)
     glitch, dropout, missing, outlier = rates
-    options = SimOptions(
-        machines=machines,
-        duration_ms=duration_ms,
-        interval_ms=interval_ms,
-        seed=seed,
-        degrading_fraction=degrading_fraction,
-        maintenance_every_ms=maintenance_ms,
-        glitch_rate=glitch,
-        dropout_rate=dropout,
-        missing_rate=missing,
-        outlier_rate=outlier,
-    )
-    # The start depends on how long a paced run takes, which depends on the fleet: size it first.
-    expected = PlantSimulator(asset_config, options).expected_readings()
+    try:
+        options = SimOptions(
+            machines=machines,
+            duration_ms=duration_ms,
+            interval_ms=interval_ms,
+            seed=seed,
+            degrading_fraction=degrading_fraction,
+            maintenance_every_ms=maintenance_ms,
+            glitch_rate=glitch,
+            dropout_rate=dropout,
+            missing_rate=missing,
+            outlier_rate=outlier,
+            fleet_seed=fleet_seed,
+            drift=drift_spec(drift, drift_at, drift_type, drift_sensors, drift_size),
+        )
+        # The start depends on how long a paced run takes, which depends on the fleet: size it first.
+        expected = PlantSimulator(asset_config, options).expected_readings()
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
     start_ms = parse_start(start)
     if start_ms is None:
         wall = None
@@ -83,14 +95,47 @@ def run_simulation(
     simulator = PlantSimulator(asset_config, options)
 
     outputs = open_outputs(spec, settings, simulator.fleet.sensors)
+    truth = simulator.drift_truth()
     console.print(
-        f"simulating {machines} machines of {asset_config.name} for {duration} (seed {seed}): "
-        f"{outputs.description}"
+        f"simulating {machines} machines of {asset_config.name} for {duration} (seed {seed}"
+        f"{'' if fleet_seed is None else f', fleet seed {fleet_seed}'}): {outputs.description}"
+        + (f"\ninjecting {truth.describe()} from {iso(truth.onset_ms)}" if truth else "")
     )
     stats = _drive(simulator.chunks(), outputs, start_ms, pace, rate, expected, progress, console)
-    extra = {"seed": seed, "config": asset_config.name, **_sink_summary(outputs)}
+    extra: dict[str, object] = {"seed": seed}
+    if fleet_seed is not None:
+        extra["fleet seed"] = fleet_seed
+    extra.update({"config": asset_config.name, **drift_rows(truth), **_sink_summary(outputs)})
     console.print(summary_table("simulation summary", stats, machines, extra))
     return stats
+
+
+def drift_spec(
+    kind: str | None,
+    at: str | None,
+    machine_type: str | None = None,
+    sensors: str | None = None,
+    size: float | None = None,
+) -> DriftSpec | None:
+    """The --drift options as one value (None without --drift); raises UserError saying what to fix."""
+    if kind is None:
+        given = [name for name, value in (("--drift-at", at), ("--drift-type", machine_type),
+                                          ("--drift-sensors", sensors), ("--drift-size", size)) if value is not None]
+        if given:
+            raise UserError(f"{', '.join(given)} only apply with --drift KIND; add --drift or leave them out")
+        return None
+    if at is None:
+        raise UserError("--drift needs --drift-at: when the change starts, from the run's start (e.g. 6h)")
+    try:
+        return DriftSpec(
+            kind=kind.strip().lower(),
+            at_ms=parse_duration(at, "--drift-at"),
+            machine_type=machine_type,
+            sensors=parse_sensor_list(sensors) if sensors is not None else None,
+            size=size,
+        )
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
 
 
 def _sink_summary(outputs: Outputs) -> dict[str, object]:

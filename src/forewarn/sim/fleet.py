@@ -8,7 +8,7 @@ the sensors a machine's type does not have.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import reduce
 
 import numpy as np
@@ -109,4 +109,17 @@ def build_fleet(
         step_ms=step,
         every=every,
         phase=phase,
+    )
+
+
+def with_mode(fleet: Fleet, mode: ResolvedMode) -> Fleet:
+    """The fleet with one more failure mode (the last; effects over ``fleet.sensors``) that no type's regular
+    schedule picks: a drift offers it explicitly (see :meth:`Lifecycle.allow_new_mode`)."""
+    if len(mode.effects) != len(fleet.sensors):
+        raise ValueError("the mode's effects must follow the fleet's sensor order")
+    return replace(
+        fleet,
+        modes=(*fleet.modes, mode),
+        mode_effects=np.vstack([fleet.mode_effects, np.array(mode.effects)]),
+        mode_growth=np.vstack([fleet.mode_growth, np.array(mode.noise_growth)]),
     )

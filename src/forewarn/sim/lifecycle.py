@@ -9,6 +9,7 @@ degradation's progress at any instant. Ground-truth events are produced here, at
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -21,6 +22,14 @@ EventKind = Literal["failure", "maintenance", "degradation_start"]
 NEVER = np.iinfo(np.int64).max // 4
 REPAIR_HOURS = (2.0, 12.0)
 MAINTENANCE_HOURS = (0.5, 3.0)
+
+
+@dataclass(frozen=True)
+class _NewMode:
+    mode: int  # global index into fleet.modes
+    machines: np.ndarray  # (N,) bool
+    mean_delay_ms: float
+    rng: np.random.Generator
 
 
 class Lifecycle:
@@ -36,6 +45,7 @@ class Lifecycle:
         self.repairing = np.zeros(n, dtype=bool)
         self.next_maintenance = np.full(n, NEVER, dtype=np.int64)
         self._period = np.full(n, NEVER, dtype=np.int64)
+        self._new_mode: _NewMode | None = None
 
         # A Poisson onset rate that makes P(at least one onset in the run) = degrading_fraction.
         reference = options.duration_ms or 7 * DAY_MS
@@ -52,7 +62,38 @@ class Lifecycle:
 
     # -- scheduling -------------------------------------------------------------------------------
 
+    def allow_new_mode(
+        self, mode: int, machines: np.ndarray, mean_delay_ms: float, rng: np.random.Generator, now: int
+    ) -> None:
+        """From ``now`` on, ``machines`` may also degrade by fleet mode ``mode`` (a competing risk with
+        mean delay ``mean_delay_ms``), whichever comes first. Its draws come from ``rng``, so the shared
+        generator is not consumed for it; machines already degrading or down get it once healthy."""
+        self._new_mode = _NewMode(mode, machines, mean_delay_ms, rng)
+        for i in np.flatnonzero(machines).tolist():
+            if not (self.announced[i] or self.repairing[i]) and self.onset[i] > now:
+                self._offer_new_mode(i, max(now, int(self.down_until[i])))
+
+    def _offer_new_mode(self, i: int, after: int) -> None:
+        new = self._new_mode
+        if new is None or not new.machines[i]:
+            return
+        rng = new.rng
+        low, high = self._fleet.modes[new.mode].hours
+        begin = after + int(rng.exponential(new.mean_delay_ms))
+        length = int(rng.uniform(low, high) * HOUR_MS)
+        power = rng.uniform(1.6, 2.4)
+        if begin < self.onset[i]:
+            self.mode[i] = new.mode
+            self.onset[i] = begin
+            self.fail[i] = begin + length
+            self.power[i] = power
+            self.announced[i] = False
+
     def _schedule_onset(self, i: int, after: int, warm: bool = False) -> None:
+        self._schedule_shipped_onset(i, after, warm)
+        self._offer_new_mode(i, after)
+
+    def _schedule_shipped_onset(self, i: int, after: int, warm: bool) -> None:
         rng = self._rng
         choices = self._fleet.modes_of_type[int(self._fleet.type_index[i])]
         mode = choices[int(rng.integers(len(choices)))]

@@ -33,6 +33,9 @@ from dataclasses import dataclass, field
 
 from forewarn.assets import MachineType, Sensor
 
+MEAN_LOAD = 0.65
+"""The load factor's long-run mean: a sensor's ``load`` sensitivity moves it around this point."""
+
 
 @dataclass(frozen=True)
 class SensorProfile:

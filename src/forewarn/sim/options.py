@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from forewarn.sim.drift import DriftSpec
+
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
 
@@ -33,6 +35,11 @@ class SimOptions:
     """Share of readings with one value outside the sensor's valid range (ingest dead-letters them)."""
     warm_start: bool = True
     """Let some degradations be already under way at the start, as in a plant that has been running."""
+    fleet_seed: int | None = None
+    """Seed of the fleet and the machines' traits (operating points, duty cycles); None: ``seed``.
+    Two runs with the same fleet seed and another seed are the same plant in another week."""
+    drift: DriftSpec | None = None
+    """A change to the plant from some instant on (see :mod:`forewarn.sim.drift`); None: a clean run."""
 
     def __post_init__(self) -> None:
         if self.machines < 1:
@@ -45,3 +52,12 @@ class SimOptions:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name.replace('_', '-')} must be between 0 and 1, got {value}")
+        if self.drift is not None and self.duration_ms is not None and self.drift.at_ms >= self.duration_ms:
+            raise ValueError(
+                f"--drift-at ({self.drift.at_ms / 3_600_000:g}h) must fall inside --duration "
+                f"({self.duration_ms / 3_600_000:g}h), or the drift never happens"
+            )
+
+    @property
+    def traits_seed(self) -> int:
+        return self.seed if self.fleet_seed is None else self.fleet_seed

@@ -17,6 +17,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from forewarn.sim.drift import DriftTruth
 from forewarn.sim.driver import Progress as ProgressCallback
 from forewarn.sim.driver import RunStats
 
@@ -47,6 +48,22 @@ def progress_bar(console: Console, total: int | None, enabled: bool) -> Iterator
             bar.update(task, advance=count, event_time=iso(last_ts))
 
         yield advance
+
+
+def drift_rows(truth: DriftTruth | None) -> dict[str, object]:
+    """Summary rows that say what a run injected: the answer key for whoever looks for the drift."""
+    if truth is None:
+        return {}
+    rows: dict[str, object] = {
+        "drift": truth.kind,
+        "  drift type": truth.machine_type,
+        "  drift sensors": ", ".join(truth.sensors),
+        "  drift onset": f"{iso(truth.onset_ms)} (+{truth.at_ms / 3_600_000:g}h)",
+        "  drift size": f"{truth.size:g}",
+    }
+    if truth.mode:
+        rows["  drift mode"] = truth.mode
+    return rows
 
 
 def summary_table(title: str, stats: RunStats, machines_total: int, extra: dict[str, object]) -> Table:

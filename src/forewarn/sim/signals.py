@@ -11,10 +11,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from forewarn.sim.drift import ActiveDrift
 from forewarn.sim.fleet import Fleet
+from forewarn.sim.modes import MEAN_LOAD
 from forewarn.sim.options import DAY_MS
 
-MEAN_LOAD = 0.65
 TWO_PI = 2.0 * np.pi
 
 
@@ -48,13 +49,20 @@ class MachineTraits:
             self.offset[index] = 1.0 + rng.normal(0.0, 0.04, (index.size, self.offset.shape[1]))
 
 
-def load_factor(times: np.ndarray, traits: MachineTraits, rng: np.random.Generator) -> np.ndarray:
-    """(T, N) load in [0.15, 1]: production cycles, a daily pattern, and step-to-step noise."""
+def load_factor(
+    times: np.ndarray, traits: MachineTraits, rng: np.random.Generator, drift: ActiveDrift | None = None
+) -> np.ndarray:
+    """(T, N) load in [0.15, 1]: production cycles, a daily pattern, and step-to-step noise.
+
+    A regime drift replaces the mean and the cycle's depth of its machines from its onset on."""
     t = times.astype(np.float64)[:, None]
     cycle = traits.cycle_amp * np.sin(TWO_PI * t / traits.cycle_ms + traits.cycle_phase)
     day = traits.day_amp * np.sin(TWO_PI * t / DAY_MS + traits.day_phase)
     noise = rng.normal(0.0, 0.02, cycle.shape)
-    return np.clip(MEAN_LOAD + cycle + day + noise, 0.15, 1.0)
+    base = MEAN_LOAD + cycle
+    if drift is not None:
+        base = drift.base_load(times, base, cycle)
+    return np.clip(base + day + noise, 0.15, 1.0)
 
 
 def clean_values(
@@ -64,8 +72,13 @@ def clean_values(
     severity: np.ndarray,
     mode: np.ndarray,
     rng: np.random.Generator,
+    drift: ActiveDrift | None = None,
+    times: np.ndarray | None = None,
 ) -> np.ndarray:
-    """(T, N, S) physically plausible values within each sensor's valid range (NaN where n/a)."""
+    """(T, N, S) physically plausible values within each sensor's valid range (NaN where n/a).
+
+    A sensor drift (offset, gain) bends what its sensors report, at the steps ``times``, before the
+    values are clipped to the valid range as any reading is."""
     scale = fleet.scale[None]
     effects = fleet.mode_effects[mode][None]  # (1, N, S)
     growth = fleet.mode_growth[mode][None]
@@ -80,6 +93,8 @@ def clean_values(
         * (1.0 + growth * sev)
         * rng.standard_normal(sev.shape[:2] + scale.shape[2:])
     )
+    if drift is not None and times is not None:
+        drift.distort(values, times, level, scale[0])
     values = np.clip(values, fleet.low[None], fleet.high[None])
     return np.round(values, 3)
 

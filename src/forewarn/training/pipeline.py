@@ -497,6 +497,7 @@ def run_training(config: TrainConfig, *, tracking_uri: str, model_name: str,
                           "holdout": r.holdout, "oof_calibrated": r.oof_calibrated}
                    for name, r in results.items()}
         mlflow.log_dict(summary, "candidates.json")
+        _log_reference(ts, dev_rows, served, config)
         version = None
         if config.register:
             version = _register(served, rul[0] if rul else None, model_name, tracking_uri, ts, metrics, fairness,
@@ -541,6 +542,21 @@ def _log_best(candidate: Candidate, result: CandidateResult, names: list[str], h
             mlflow.log_dict({"raw": result.calibration[0].tolist(), "prob": result.calibration[1].tolist()},
                             "calibration.json")
         candidate.log_model(result.model)
+
+
+def _log_reference(ts: TrainingSet, dev_rows: np.ndarray, served: CandidateResult, config: TrainConfig) -> None:
+    """The monitor's reference (forewarn.monitoring.reference), stored with the run the version points at."""
+    from forewarn.assets import load_asset_config
+    from forewarn.monitoring.reference import build_reference, log_reference, monitored_features
+    from forewarn.settings import ForewarnSettings
+
+    assets = load_asset_config(config.asset_config or ForewarnSettings().asset_config)
+    holdout = {k: v for k, v in served.holdout.items() if isinstance(v, int | float)}
+    reference = build_reference(
+        ts.frame.iloc[dev_rows], holdout_prob=served.holdout_prob, holdout={**holdout, "threshold": served.threshold},
+        features_by_type={t: monitored_features(assets.machine_types[t]) for t in ts.machine_types},
+        horizon=ts.horizon, data_hash=ts.data_hash, seed=config.seed)
+    log_reference(reference)
 
 
 def version_tags(metrics: dict[str, float], fairness: FairnessReport, ts: TrainingSet, config: TrainConfig,
