@@ -36,11 +36,12 @@ class LabelBook:
         self.tracker: DecayTracker | None = None
         self.version: str | None = None
         self.new_labels = 0  # feedback and failures since the champion was set (the retraining trigger reads it)
+        self.label_events = 0  # any feedback or ground truth: without a label source nothing is judged
         self.last: DecayReport | None = None
 
     def reset(self, version: str, reference: Reference | None) -> None:
         with self.lock:
-            self.version, self.new_labels, self.last = version, 0, None
+            self.version, self.new_labels, self.label_events, self.last = version, 0, 0, None
             horizon = reference.horizon_ms if reference is not None else None
             self.tracker = (DecayTracker(horizon, HoldoutFigures.from_mapping(reference.holdout), self.settings)
                             if reference is not None and horizon else None)
@@ -54,6 +55,8 @@ class LabelBook:
             if isinstance(event, AlertEvent) and event.model_version not in (None, self.version):
                 return
             self.tracker.observe(event)
+            if not isinstance(event, AlertEvent):
+                self.label_events += 1
             if isinstance(event, FeedbackEvent) or (isinstance(event, GroundTruthEvent) and event.kind == "failure"):
                 self.new_labels += 1
 
@@ -93,6 +96,10 @@ class DecayJudge:
                 gauge.set(value)
         result.summary["decay"] = report.as_dict()
         events = []
+        if self.book.label_events == 0:
+            # No feedback and no ground truth has arrived: every outcome would read "no failure", which
+            # says nothing about the model. Figures stay visible in the summary; no condition is raised.
+            return events
         for check in report.checks:
             if not check.judged or check.limit is None:
                 continue  # too few labels yet, or no holdout figure to compare with: nothing to claim

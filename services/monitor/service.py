@@ -221,6 +221,9 @@ class MonitorService:
         return None
 
     def run(self) -> None:
+        from forewarn.monitoring import drift
+
+        drift.warm_up()  # Evidently takes seconds to import: before the first window, not in it
         while not self.stop.is_set():
             started = self.clock()
             self.step()

@@ -48,6 +48,8 @@ class DemoOptions:
     seed: int = 7
     workdir: Path = Path(".forewarn/demo")
     retrain: bool = False
+    drift: str | None = None  # a simulator drift kind injected into the live run (forewarn.sim.drift)
+    drift_at: str = "1d"  # event time into the live run
 
 
 class AlertReceiver:
@@ -56,13 +58,14 @@ class AlertReceiver:
     def __init__(self, log_path: Path) -> None:
         self.log_path = log_path
         self.messages: deque[str] = deque(maxlen=8)
-        self.count = {"slack": 0, "pagerduty": 0}
+        self.count = {"slack": 0, "pagerduty": 0, "slack-data-science": 0}
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                kind = "pagerduty" if self.path.startswith("/pagerduty") else "slack"
+                kind = ("pagerduty" if self.path.startswith("/pagerduty") else
+                        "slack-data-science" if self.path.startswith("/slack-data-science") else "slack")
                 receiver.record(kind, body)
                 reply = b'{"status":"success","message":"Event processed","dedup_key":"demo"}' \
                     if kind == "pagerduty" else b"ok"
@@ -89,8 +92,8 @@ class AlertReceiver:
             payload = orjson.loads(body)
         except orjson.JSONDecodeError:
             return
-        if kind == "slack":
-            self.messages.append(f"[slack] {payload.get('text', '')[:110]}")
+        if kind.startswith("slack"):
+            self.messages.append(f"[{kind}] {payload.get('text', '')[:110]}")
         else:
             summary = (payload.get("payload") or {}).get("summary", "")
             self.messages.append(f"[pagerduty {payload.get('event_action')}] {summary[:100]}")
@@ -137,6 +140,7 @@ class LiveView:
     latest: dict[str, dict[str, Any]] = field(default_factory=dict)
     alerts: deque[str] = field(default_factory=lambda: deque(maxlen=8))
     scores: int = 0
+    health: str = "(the monitor's first window is not closed yet)"
 
     def render(self, receiver: AlertReceiver, elapsed: float) -> Group:
         table = Table(title=f"machines by risk ({len(self.latest)} machines, {self.scores:,} scores, "
@@ -154,9 +158,33 @@ class LiveView:
                           evidence or "-", f"v{score['model_version']}")
         alerts = "\n".join(self.alerts) or "(none yet)"
         sent = "\n".join(receiver.messages) or "(none yet)"
-        return Group(table, Panel(alerts, title="alert state changes (topic: alerts)"),
+        return Group(table, Panel(self.health, title="model health (monitor: drift, decay, retraining)"),
+                     Panel(alerts, title="alert state changes (topic: alerts)"),
                      Panel(sent, title=f"delivered: slack {receiver.count['slack']}, "
-                                       f"pagerduty {receiver.count['pagerduty']} (log: {receiver.log_path})"))
+                                       f"pagerduty {receiver.count['pagerduty']}, data-science slack "
+                                       f"{receiver.count['slack-data-science']} (log: {receiver.log_path})"))
+
+    def read_monitor(self, url: str) -> None:
+        """The monitor's latest window, in a few lines (its API: GET /v1/summary)."""
+        import httpx
+
+        try:
+            response = httpx.get(f"{url}/v1/summary", timeout=1.0)
+        except httpx.HTTPError:
+            return
+        if response.status_code != 200:
+            return
+        summary = response.json()
+        lines = [f"window {summary['window']} of model version {summary['model_version']}"
+                 + ("" if summary.get("reference") else " (no reference: not judged)")]
+        for condition in summary.get("conditions", []):
+            if condition["active"] or condition["condition"] == "data_drift":
+                mark = "[red]ACTIVE[/red]" if condition["active"] else "[green]clear[/green]"
+                lines.append(f"{mark} {condition['condition']} {condition['scope']}: {condition['summary'][:100]}")
+        retrain = summary.get("retrain")
+        if retrain and (retrain.get("retrain") or retrain.get("blocked_by")):
+            lines.append(f"retraining: {retrain.get('reason')} {retrain.get('started') or ''}")
+        self.health = "\n".join(lines[:8])
 
     def consume(self, messages: list[Any], alerts_topic: str) -> None:
         for message in messages:
@@ -174,7 +202,7 @@ class LiveView:
 
 
 def run_demo(options: DemoOptions, console: Console) -> None:
-    from forewarn.localrun import LocalPipeline
+    from forewarn.localrun import MONITORING, SERVICES, LocalPipeline
     from forewarn.model_bundle import NoChampion, champion_version
     from forewarn.settings import ForewarnSettings
     from forewarn.stack.manager import LocalStack
@@ -199,20 +227,33 @@ def run_demo(options: DemoOptions, console: Console) -> None:
         "FOREWARN_ALERTER__SLACK_WEBHOOK_URL": f"{receiver.url}/slack",
         "FOREWARN_ALERTER__PAGERDUTY_ROUTING_KEY": "demo-routing-key",
         "FOREWARN_ALERTER__PAGERDUTY_URL": f"{receiver.url}/pagerduty",
+        "FOREWARN_ALERTER__SLACK_DATA_SCIENCE_WEBHOOK_URL": f"{receiver.url}/slack-data-science",
         "FOREWARN_LOG_LEVEL": "WARNING",
+        # One monitor window per simulated hour, whatever the speedup (its reference is calibrated on hours).
+        "FOREWARN_MONITOR__WINDOW_S": f"{max(1.0, 3600.0 / options.speedup):.2f}",
+        "FOREWARN_MONITOR__SAMPLE_INTERVAL_S": f"{max(0.2, 600.0 / options.speedup):.2f}",
+        "FOREWARN_MONITOR__MIN_ROWS": "100",
     }
-    ports = {name: port for name, port in (("ingest", 8000), ("scorer", 8001), ("alerter", 8002), ("features", 8003))
-             if not port_in_use("127.0.0.1", port)}
+    if options.drift:
+        # The loop closes: sustained drift starts 'forewarn retrain' on the live data (its own lake).
+        env.update({"FOREWARN_MONITOR__RETRAIN": "true",
+                    "FOREWARN_RETRAIN__LAKE_DIR": str(options.workdir / "live-lake"),
+                    "FOREWARN_RETRAIN__CATCH_UP": "true", "FOREWARN_RETRAIN__QUICK": "true",
+                    "FOREWARN_RETRAIN__HORIZON": options.horizon, "FOREWARN_RETRAIN__COOLDOWN_S": "600"})
+    ports = {name: port for name, port in (("ingest", 8000), ("scorer", 8001), ("alerter", 8002), ("features", 8003),
+                                           ("monitor", 8004)) if not port_in_use("127.0.0.1", port)}
     pipeline = LocalPipeline(env=env, log_dir=options.workdir / "logs", ports=ports)
     console.rule("[bold]starting the services")
-    started = pipeline.start()
+    started = pipeline.start((*SERVICES, *MONITORING))
     for name, seconds in started.items():
         console.print(f"{name:>9} ready in {seconds:4.1f}s at {pipeline[name].url}  (log {pipeline[name].log_path})")
     simulator = subprocess.Popen(
         [sys.executable, "-m", "forewarn.cli", "simulate", "--to", "http", "--url",
          f"{pipeline['ingest'].url}/v1/readings", "--api-key", "forewarn-dev-key", "-n", str(options.machines),
          "--duration", options.live_duration, "--interval", options.live_interval, "--speedup", str(options.speedup),
-         "--seed", str(options.seed + 1), "--degrading-fraction", "0.3", "--no-progress"],
+         # The same plant as the history (its machines and operating points), another stretch of time.
+         "--seed", str(options.seed + 1), "--fleet-seed", str(options.seed), "--degrading-fraction", "0.3",
+         "--no-progress", *(("--drift", options.drift, "--drift-at", options.drift_at) if options.drift else ())],
         stdout=subprocess.DEVNULL, stderr=(options.workdir / "logs" / "simulator.log").open("wb"),
     )
     view = LiveView()
@@ -225,6 +266,7 @@ def run_demo(options: DemoOptions, console: Console) -> None:
         with Live(view.render(receiver, 0), console=console, refresh_per_second=2) as live:
             while simulator.poll() is None:
                 view.consume(reader.consume(2000, timeout=0.5), alerts_topic)
+                view.read_monitor(pipeline["monitor"].url)
                 live.update(view.render(receiver, time.monotonic() - began))
             deadline = time.monotonic() + 10  # let the last readings reach the alerts
             while time.monotonic() < deadline:
@@ -242,7 +284,9 @@ def run_demo(options: DemoOptions, console: Console) -> None:
                   "run one with: forewarn run ingest)")
     console.print(f"metrics           /metrics on each service; Kafka {state['kafka'].address}, "
                   f"Redis {state['redis'].address}")
-    console.print(f"MLflow UI         {state['mlflow'].address}")
+    console.print(f"MLflow UI         {state['mlflow'].address}   (drift reports: runs tagged kind=drift-report)")
+    console.print(f"monitor API       {pipeline['monitor'].url}/v1/summary   (model health: drift, decay)")
+    console.print("retraining        forewarn retrain --history   (why the model changed, run by run)")
     console.print(f"alerts received   {receiver.log_path}")
     console.print(f"service logs      {options.workdir / 'logs'}")
     console.print("stop everything   make down   (or: .venv/bin/forewarn stack down)")

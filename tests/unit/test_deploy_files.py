@@ -516,7 +516,6 @@ def test_k8s_topic_init_creates_every_topic() -> None:
     assert set(env["TOPICS"].split()) == set(topics.ALL)
 
 
-
 def test_k8s_retrain_job_template_is_hardened_and_shipped_as_a_config_map() -> None:
     """The retraining Job is a template (k8s/base/retrain/job.yaml), created by the monitor's kubernetes
     runner: applying the base ships it as a ConfigMap and must not start a run."""
@@ -552,16 +551,20 @@ def test_k8s_only_the_monitor_talks_to_the_api_and_may_only_create_and_read_jobs
     docs = _base_docs()
     by_kind = _by_kind(docs)
     assert not by_kind.get("ClusterRole") and not by_kind.get("ClusterRoleBinding"), "namespaced rights only"
-    mounting = {d["metadata"]["name"] for d in docs
-                if d["kind"] in WORKLOAD_KINDS and _pod_spec(d).get("automountServiceAccountToken") is not False}
+    mounting = {
+        d["metadata"]["name"]
+        for d in docs
+        if d["kind"] in WORKLOAD_KINDS and _pod_spec(d).get("automountServiceAccountToken") is not False
+    }
     assert mounting == set(API_CLIENTS), "only the API clients mount a service-account token"
     for workload, account in API_CLIENTS.items():
         assert _pod_spec(by_kind["Deployment"][workload])["serviceAccountName"] == account
         assert by_kind["ServiceAccount"][account].get("automountServiceAccountToken") is False, (
             "the account itself mounts nothing: only the pod that needs the token opts in"
         )
-        bindings = [b for b in by_kind["RoleBinding"].values()
-                    if {"kind": "ServiceAccount", "name": account} in b["subjects"]]
+        bindings = [
+            b for b in by_kind["RoleBinding"].values() if {"kind": "ServiceAccount", "name": account} in b["subjects"]
+        ]
         assert len(bindings) == 1, f"{account}: expected one RoleBinding"
         (binding,) = bindings
         assert binding["roleRef"]["kind"] == "Role"
@@ -595,6 +598,7 @@ def test_k8s_alerter_reads_the_data_science_webhook_from_its_secret() -> None:
     ref = _container_env(alerter)["FOREWARN_ALERTER__SLACK_DATA_SCIENCE_WEBHOOK_URL"]["valueFrom"]["secretKeyRef"]
     assert ref == {"name": "forewarn-alerter", "key": "slack-data-science-webhook-url", "optional": True}
 
+
 # ---- rendered overlays (kubectl kustomize, offline) ----------------------------------------------
 
 
@@ -626,9 +630,13 @@ def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
         return False
     for expr in selector.get("matchExpressions", []):
         key, op, values = expr["key"], expr["operator"], expr.get("values", [])
-        if (op == "In" and labels.get(key) not in values) or (op == "NotIn" and labels.get(key) in values):
-            return False
-        if (op == "Exists") != (key in labels) and op in {"Exists", "DoesNotExist"}:
+        matched = {
+            "In": labels.get(key) in values,
+            "NotIn": labels.get(key) not in values,
+            "Exists": key in labels,
+            "DoesNotExist": key not in labels,
+        }[op]
+        if not matched:
             return False
     return True
 
@@ -697,27 +705,46 @@ def test_prod_network_policies_let_the_monitor_reach_what_it_uses_and_be_scraped
         for p in policies
         if "Ingress" in p["spec"]["policyTypes"] and _selects(p["spec"]["podSelector"], labels)
         for rule in p["spec"].get("ingress", [])
-        if any(f.get("namespaceSelector", {}).get("matchLabels", {}).get("kubernetes.io/metadata.name")
-               == "monitoring" for f in rule.get("from", []))
+        if any(
+            f.get("namespaceSelector", {}).get("matchLabels", {}).get("kubernetes.io/metadata.name") == "monitoring"
+            for f in rule.get("from", [])
+        )
     ]
     assert any(SERVICE_PORTS["monitor"] in _policy_ports(r, container) for r in scraped), (
         "Prometheus (namespace monitoring) cannot scrape the monitor"
     )
 
-    egress = [rule for p in policies if "Egress" in p["spec"]["policyTypes"]
-              and _selects(p["spec"]["podSelector"], labels) for rule in p["spec"].get("egress", [])]
+    egress = [
+        rule
+        for p in policies
+        if "Egress" in p["spec"]["policyTypes"] and _selects(p["spec"]["podSelector"], labels)
+        for rule in p["spec"].get("egress", [])
+    ]
     assert egress, "the monitor holds an API token: its egress is an allow-list"
     for target, port in (("kafka", 9092), ("redis", 6379), ("mlflow", 5000)):
         target_labels = workloads[target]["spec"]["template"]["metadata"]["labels"]
-        assert any(port in _policy_ports(r) and any("podSelector" in f and "namespaceSelector" not in f
-                                                    and _selects(f["podSelector"], target_labels)
-                                                    for f in r["to"]) for r in egress), f"monitor -> {target}:{port}"
-    assert any({53} == _policy_ports(r) and {p.get("protocol", "TCP") for p in r["ports"]} == {"UDP", "TCP"}
-               for r in egress), "monitor -> DNS"
+        assert any(
+            port in _policy_ports(r)
+            and any(
+                "podSelector" in f and "namespaceSelector" not in f and _selects(f["podSelector"], target_labels)
+                for f in r["to"]
+            )
+            for r in egress
+        ), f"monitor -> {target}:{port}"
+    assert any(
+        {53} == _policy_ports(r) and {p.get("protocol", "TCP") for p in r["ports"]} == {"UDP", "TCP"} for r in egress
+    ), "monitor -> DNS"
     assert any({443, 6443} <= _policy_ports(r) and any("ipBlock" in f for f in r["to"]) for r in egress), (
         "monitor -> Kubernetes API server"
     )
-    others = [p["metadata"]["name"] for p in policies if "Egress" in p["spec"]["policyTypes"]
-              and any(_selects(p["spec"]["podSelector"], w["spec"]["template"]["metadata"]["labels"])
-                      for name, w in workloads.items() if name != "monitor")]
+    others = [
+        p["metadata"]["name"]
+        for p in policies
+        if "Egress" in p["spec"]["policyTypes"]
+        and any(
+            _selects(p["spec"]["podSelector"], w["spec"]["template"]["metadata"]["labels"])
+            for name, w in workloads.items()
+            if name != "monitor"
+        )
+    ]
     assert not others, f"egress of the other pods stays open (Slack, PagerDuty, DNS): {others}"

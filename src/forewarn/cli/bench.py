@@ -253,3 +253,66 @@ def e2e(
         typer.secho(f"lost {document['lost']}, duplicates {document['duplicates']}: see {json_path}",
                     fg=typer.colors.RED, err=True)
         raise typer.Exit(1)
+
+
+@bench_app.command("drift")
+def drift(
+    json_path: JsonPath,
+    kind: Annotated[str, typer.Option(
+        help="Drift injected after the clean phase: sensor-offset, sensor-gain, regime, new-failure-mode, or "
+             "'all' (each in turn, fresh services each time).")] = "sensor-offset",
+    machines: Annotated[int, typer.Option(help="Simulated fleet size (history and live).", min=3)] = 40,
+    interval: Annotated[str, typer.Option(help="Simulated time between a machine's readings.")] = "2m",
+    history: Annotated[str, typer.Option(help="Simulated history the first champion is trained on.")] = "5d",
+    seed: Annotated[int, typer.Option(help="Fleet seed S (the live run uses seed S+1, same fleet).")] = 11,
+    degrading_fraction: Annotated[float, typer.Option(
+        help="Share of machines that start to degrade during the live run.", min=0, max=1)] = 0.3,
+    history_degrading_fraction: Annotated[float, typer.Option(
+        help="The same over the history (longer, so a larger share for about the same daily rate).",
+        min=0, max=1)] = 0.6,
+    speedup: Annotated[float, typer.Option(help="Event seconds per wall second of the live run.", min=1)] = 900.0,
+    window_event_s: Annotated[float, typer.Option(help="Event seconds per monitor window.", min=60)] = 3600.0,
+    clean_windows: Annotated[int, typer.Option(help="Monitor windows before the onset.", min=1)] = 50,
+    drift_windows: Annotated[int, typer.Option(help="Monitor windows after the onset.", min=1)] = 6,
+    sample_interval_s: Annotated[float | None, typer.Option(
+        help="Monitor sample interval in wall seconds (default: a sixth of a window).")] = None,
+    min_rows: Annotated[int | None, typer.Option(
+        help="Monitor's FOREWARN_MONITOR__MIN_ROWS (default: the monitor's own).", min=10)] = None,
+    partitions: Annotated[int, typer.Option(help="Partitions of the fresh topics.", min=1)] = 4,
+    retrain: Annotated[bool, typer.Option(
+        "--retrain/--no-retrain", help="Let the monitor trigger 'forewarn retrain' and follow it to serving.")] = False,
+    retrain_timeout_s: Annotated[float, typer.Option(
+        help="--retrain: how long to follow the retraining after the load ends.", min=10)] = 420.0,
+) -> None:
+    """A seeded plant through features, scorer and monitor: a clean phase, then a drift. Scores the monitor's
+    windows against the simulator's answer key; the monitor's CPU per reading against the pipeline's."""
+    from rich.console import Console
+
+    from forewarn.bench.drift import DriftBenchOptions, run_drift_bench
+    from forewarn.errors import UserError
+    from forewarn.sim.drift import DRIFT_KINDS
+
+    if kind != "all" and kind not in DRIFT_KINDS:
+        raise UserError(f"unknown --kind {kind!r}; choose one of: {', '.join(DRIFT_KINDS)}, all")
+    started = time.monotonic()
+    options = DriftBenchOptions(
+        kinds=tuple(DRIFT_KINDS) if kind == "all" else (kind,), machines=machines, interval=interval,
+        history=history, seed=seed, degrading_fraction=degrading_fraction,
+        history_degrading_fraction=history_degrading_fraction, speedup=speedup, window_event_s=window_event_s,
+        clean_windows=clean_windows, drift_windows=drift_windows, sample_interval_s=sample_interval_s, min_rows=min_rows, partitions=partitions,
+        retrain=retrain, retrain_timeout_s=retrain_timeout_s,
+    )
+    result = run_drift_bench(options, Console(stderr=True))
+    import sys
+
+    # What was typed, so the figures can be reproduced.
+    result["command"] = " ".join(["forewarn", *sys.argv[1:]]) if sys.argv else None
+    document = write_result(json_path, "drift", result, started)
+    show_result(
+        document,
+        ["detected", "detection_delay_s", "detection_delay_windows", "drifted_features_found",
+         "drifted_features_true", "false_alarm_windows", "clean_windows", "retrain_triggered", "promoted_version",
+         "loop_seconds", "monitor_cpu_us_per_reading", "pipeline_cpu_us_per_reading",
+         "monitor_to_pipeline_cpu_ratio", "notes"],
+        json_path,
+    )

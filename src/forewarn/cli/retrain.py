@@ -85,7 +85,7 @@ def register(app: typer.Typer) -> None:
         request = chain.RetrainRequest(
             # Absolute paths: the training run records its data folder, and promote re-reads it from there.
             reason=reason, workdir=(workdir or opts.workdir).resolve(), lake_dir=_absolute(lake or opts.lake_dir),
-            data_dir=_absolute(data),
+            data_dir=_absolute(data or opts.data_dir),
             catch_up=opts.catch_up if catch_up is None else catch_up, horizon=horizon or opts.horizon,
             seed=opts.seed if seed is None else seed, quick=opts.quick if quick is None else quick,
             fairness_limit=opts.fairness_limit,

@@ -62,6 +62,11 @@ def _stat_test() -> Any:
     return _registered[0]
 
 
+def warm_up() -> None:
+    """Import Evidently and register the test now (seconds), so the first window is not late."""
+    _stat_test()
+
+
 def distance(reference: np.ndarray, current: np.ndarray, test: Any | None = None) -> float:
     """The drift score of two samples through Evidently's test (NaN dropped); NaN when either is empty."""
     from evidently.legacy.core import ColumnType

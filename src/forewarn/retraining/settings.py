@@ -28,6 +28,9 @@ class RetrainOptions(BaseModel):
                                                        "may take a while to show as running).")
     # The run (forewarn retrain).
     lake_dir: Path | None = Field(None, description="Parquet lake the training set is built from.")
+    data_dir: Path | None = Field(None, description="A training set ('etl build --out') to retrain from instead "
+                                                    "of building one from the lake (a set kept up to date "
+                                                    "elsewhere, or tests).")
     catch_up: bool = Field(False, description="Run 'etl stream --once' into the lake before building.")
     workdir: Path = Field(Path(".forewarn/retrain"), description="Training sets and logs of the runs.")
     horizon: str = Field("24h", description="Failure horizon of the training set ('etl build --horizon').")
