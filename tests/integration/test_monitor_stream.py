@@ -2,7 +2,7 @@
 the same plant on a prefixed ``features.vectors`` topic (a clean week, or one with a drift injected by the
 simulator), sampled by the real :class:`LatestSampler`; the model-health events read back from
 ``model.health``. Each drift kind is found on the drifted machine type with the drifted sensors named; a clean
-stream raises (almost) no data drift; sampled scores are judged for score drift.
+stream (no degradations: see the clean test) raises no data drift; sampled scores are judged for score drift.
 
 Pacing: one hour of event time per window. Per event hour, each machine type's vectors go to a partition of
 their own (one block per partition), the service samples until it has them all, then the window closes on a
@@ -191,29 +191,37 @@ def _clean_false_alarms(run: Run, until: int | None = None) -> dict[str, tuple[i
     return counts
 
 
-@pytest.mark.parametrize("kind", ["sensor-offset", "sensor-gain", "regime"])
+# A sensor change on each of the other types; the new regime on the default type (the first, pump), where
+# concurrent degradations also move vibration (see below).
+@pytest.mark.parametrize(("kind", "machine_type"), [("sensor-offset", "compressor"), ("sensor-gain", "cnc_spindle"),
+                                                    ("regime", "pump")])
 def test_each_drift_kind_is_found_on_its_type_with_its_sensors(stack: Any, uid: str, reference: Reference,
-                                                               kind: str) -> None:
-    options = _options(8, LIVE_H, DriftSpec(kind=kind, at_ms=ONSET_H * HOUR_MS))
+                                                               kind: str, machine_type: str) -> None:
+    options = _options(8, LIVE_H, DriftSpec(kind=kind, at_ms=ONSET_H * HOUR_MS, machine_type=machine_type))
     truth = PlantSimulator(load_asset_config("plant"), options).drift_truth()
-    assert isinstance(truth, DriftTruth)
+    assert isinstance(truth, DriftTruth) and truth.machine_type == machine_type
     run = _stream(stack, uid, reference, options)
     assert run.onset_window is not None
     drift_of_type = run.data_drift(truth.machine_type)
     after = [drift_of_type[w] for w in range(run.onset_window, run.onset_window + 3) if w in drift_of_type]
     assert len(after) == 3, f"windows after the onset not all judged: {sorted(drift_of_type)}"
-    found = [e for e in after if e.active and (set(truth.sensors) <= set(e.sensors) if kind != "regime"
-                                               else set(truth.sensors) & set(e.sensors))]
     clean = _clean_false_alarms(run, until=run.onset_window)
     print(f"\n{kind} on {truth.machine_type} ({', '.join(truth.sensors)}): after onset "
           f"{[(e.active, e.sensors) for e in after]}; clean (active, judged) per type {clean}; "
           f"{run.seconds:.1f} s")
+    if kind == "regime":
+        # every load-following sensor may move; the most drifted one named is one of them
+        found = [e for e in after if e.active and e.sensors and e.sensors[0] in truth.sensors]
+    else:
+        found = [e for e in after if e.active and e.sensors == list(truth.sensors)]
     assert len(found) >= 2, [(e.window, e.active, e.sensors, e.summary) for e in after]
-    # The clean hours before the onset are judged too, but not asserted on: in this live week (seed 8, 30%
-    # degrading) 6 of the 14 pumps degrade at once, which moves the pump median of vibration__10m__mean past
-    # its threshold (measured: pump 2 active of 5 clean windows, compressor and cnc_spindle 0 of 5). The
-    # clean test below runs without degradations.
     assert all(judged == ONSET_H - WARM_UP_H for _, judged in clean.values()), clean
+    # Before the onset: compressor and cnc_spindle are clean (measured: 0 of 5 windows active). Pump is not
+    # asserted: in this live week (seed 8, 30% degrading) 6 of the 14 pumps degrade at once, which moves the
+    # pump median of vibration__10m__mean past its threshold (measured: 2 of 5 clean windows active). The
+    # clean test below runs without degradations.
+    for type_name in ("compressor", "cnc_spindle"):
+        assert clean[type_name][0] == 0, clean
 
 
 def test_a_clean_stream_raises_no_drift_and_scores_are_judged(stack: Any, uid: str, reference: Reference) -> None:

@@ -261,7 +261,7 @@ def drift(
     kind: Annotated[str, typer.Option(
         help="Drift injected after the clean phase: sensor-offset, sensor-gain, regime, new-failure-mode, or "
              "'all' (each in turn, fresh services each time).")] = "sensor-offset",
-    machines: Annotated[int, typer.Option(help="Simulated fleet size (history and live).", min=3)] = 40,
+    machines: Annotated[int, typer.Option(help="Simulated fleet size (history and live).", min=3)] = 80,
     interval: Annotated[str, typer.Option(help="Simulated time between a machine's readings.")] = "2m",
     history: Annotated[str, typer.Option(help="Simulated history the first champion is trained on.")] = "5d",
     seed: Annotated[int, typer.Option(help="Fleet seed S (the live run uses seed S+1, same fleet).")] = 11,
@@ -299,7 +299,8 @@ def drift(
         kinds=tuple(DRIFT_KINDS) if kind == "all" else (kind,), machines=machines, interval=interval,
         history=history, seed=seed, degrading_fraction=degrading_fraction,
         history_degrading_fraction=history_degrading_fraction, speedup=speedup, window_event_s=window_event_s,
-        clean_windows=clean_windows, drift_windows=drift_windows, sample_interval_s=sample_interval_s, min_rows=min_rows, partitions=partitions,
+        clean_windows=clean_windows, drift_windows=drift_windows, sample_interval_s=sample_interval_s,
+        min_rows=min_rows, partitions=partitions,
         retrain=retrain, retrain_timeout_s=retrain_timeout_s,
     )
     result = run_drift_bench(options, Console(stderr=True))
