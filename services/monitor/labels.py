@@ -95,7 +95,7 @@ class DecayJudge:
             if value is not None and np.isfinite(value):
                 gauge.set(value)
         result.summary["decay"] = report.as_dict()
-        events = []
+        events: list[ModelHealthEvent] = []
         if self.book.label_events == 0:
             # No feedback and no ground truth has arrived: every outcome would read "no failure", which
             # says nothing about the model. Figures stay visible in the summary; no condition is raised.

@@ -123,7 +123,7 @@ def test_cost_per_reading_and_ratio() -> None:
 
 
 def test_combine_needs_every_kind_detected_and_sums_false_alarms() -> None:
-    runs = {
+    runs: dict[str, dict[str, Any]] = {
         "sensor-offset": {"detected": True, "detection_delay_s": 100.0, "false_alarm_windows": 1, "clean_windows": 50,
                           "monitor_cpu_us_per_reading": 1.0, "pipeline_cpu_us_per_reading": 40.0},
         "regime": {"detected": False, "detection_delay_s": None, "false_alarm_windows": 0, "clean_windows": 50,
