@@ -122,17 +122,7 @@ class MonitorService:
         monitor = self.monitor
         if monitor is None:
             return 0
-        taken = 0
-        for message in self.vectors.sample():
-            try:
-                block = vector_codec.decode(message.value())
-            except Exception as exc:  # noqa: BLE001 - a bad block is skipped, the next sample comes soon
-                log.warning("undecodable vector block: %s", exc)
-                continue
-            rows = self._take(len(block))
-            monitor.add_vectors(block.machine_type, block.names, block.matrix[rows], block.ts[rows])
-            taken += len(rows)
-        self.metrics.sampled.labels("vectors").inc(taken)
+        # Scores first: they say which machines are at risk before their vectors are kept.
         scored = 0
         for message in self.scores.sample():
             try:
@@ -140,6 +130,8 @@ class MonitorService:
             except Exception as exc:  # noqa: BLE001
                 log.warning("undecodable score envelope: %s", exc)
                 continue
+            monitor.note_risk([str(d["machine_id"]) for d in documents],
+                              np.array([float(d["p_failure"]) for d in documents]))
             taken_documents = [documents[i] for i in self._take(len(documents))]
             p = np.array([float(d["p_failure"]) for d in taken_documents])
             ts = np.array([int(d["ts"]) for d in taken_documents], dtype=np.int64)
@@ -148,6 +140,18 @@ class MonitorService:
                 self.score_sink(taken_documents)
             scored += len(taken_documents)
         self.metrics.sampled.labels("scores").inc(scored)
+        taken = 0
+        for message in self.vectors.sample():
+            try:
+                block = vector_codec.decode(message.value())
+            except Exception as exc:  # noqa: BLE001 - a bad block is skipped, the next sample comes soon
+                log.warning("undecodable vector block: %s", exc)
+                continue
+            rows = self._take(len(block))
+            monitor.add_vectors(block.machine_type, block.names, block.matrix[rows], block.ts[rows],
+                                [block.machine_ids[i] for i in rows])
+            taken += len(rows)
+        self.metrics.sampled.labels("vectors").inc(taken)
         return taken + scored
 
     # --- windows ---------------------------------------------------------------------------------

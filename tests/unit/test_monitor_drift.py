@@ -135,3 +135,24 @@ def test_the_reservoir_is_bounded_and_uniform() -> None:
     # Uniform over the stream: each tenth of it holds about a tenth of the sample.
     counts = np.histogram(values, bins=10, range=(0, 100_000))[0]
     assert counts.min() > 60 and counts.max() < 140
+
+
+def test_machines_at_risk_are_left_out_while_a_minority_and_kept_when_most_of_a_type_is(
+        reference: Reference) -> None:
+    monitor = ModelMonitor(reference, "3", MonitorConfig(model_name="m", min_rows=100))
+    clean, degrading = plant(300, seed=20), plant(100, seed=21, shift={"vibration": 6.0})
+    ids = [f"p{k % 10}" for k in range(300)]
+    monitor.note_risk(["p9"], np.array([0.99]))
+    matrix = lambda f: np.column_stack([np.zeros(len(f)), f[NAMES]])  # noqa: E731
+    monitor.add_vectors("pump", ["gap_ms", *NAMES], matrix(clean), clean["ts"].to_numpy(), ids)
+    monitor.add_vectors("pump", ["gap_ms", *NAMES], matrix(degrading), degrading["ts"].to_numpy(), ["p9"] * 100)
+    result = monitor.close_window(1)
+    assert result.summary["rows_of_machines_at_risk_left_out"] == 130
+    assert not next(e for e in result.events if e.condition == "data_drift").active
+    # Every machine at risk: a change of the plant, not degradation; nothing is left out and it drifts.
+    monitor.note_risk([f"p{k}" for k in range(10)], np.full(10, 0.99))
+    shifted = plant(300, seed=22, shift={"vibration": 6.0})
+    monitor.add_vectors("pump", ["gap_ms", *NAMES], matrix(shifted), shifted["ts"].to_numpy(), ids)
+    result = monitor.close_window(2)
+    assert result.summary["rows_of_machines_at_risk_left_out"] == 0
+    assert next(e for e in result.events if e.condition == "data_drift").active

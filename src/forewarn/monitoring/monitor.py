@@ -86,6 +86,12 @@ class ModelMonitor:
         self.config = config
         self.window = 0
         self._rng = np.random.default_rng(config.seed)
+        # Machines whose latest sampled risk is at or above the model's decision threshold: degrading, which
+        # is the model's business, not drift. Kept across windows; a machine leaves when its risk falls.
+        self._risky: set[str] = set()
+        self._machines: dict[str, set[str]] = {}
+        threshold = reference.holdout.get("threshold") if reference is not None else None
+        self.risk_threshold = float(threshold) if threshold is not None and np.isfinite(threshold) else 0.5
         self._start()
 
     def _start(self) -> None:
@@ -94,6 +100,7 @@ class ModelMonitor:
         self._first_ts: int | None = None
         self._last_ts: int | None = None
         self.vectors_seen = 0
+        self.excluded_rows = 0
 
     def _times(self, ts: np.ndarray) -> None:
         if ts.size:
@@ -101,11 +108,33 @@ class ModelMonitor:
             self._first_ts = lo if self._first_ts is None else min(self._first_ts, lo)
             self._last_ts = hi if self._last_ts is None else max(self._last_ts, hi)
 
-    def add_vectors(self, machine_type: str, names: list[str], matrix: np.ndarray, ts: np.ndarray) -> None:
-        """Rows of one feature block; only the monitored columns of a type the reference knows are kept."""
+    def note_risk(self, machine_ids: list[str], p_failure: np.ndarray) -> None:
+        """Sampled scores: which machines the model currently calls at risk."""
+        for machine, p in zip(machine_ids, np.asarray(p_failure, dtype=np.float64).tolist(), strict=True):
+            if p >= self.risk_threshold:
+                self._risky.add(machine)
+            else:
+                self._risky.discard(machine)
+
+    def add_vectors(self, machine_type: str, names: list[str], matrix: np.ndarray, ts: np.ndarray,
+                    machine_ids: list[str] | None = None) -> None:
+        """Rows of one feature block; only the monitored columns of a type the reference knows are kept.
+
+        With ``machine_ids``, rows of machines the model calls at risk are left out while they are a
+        minority of their type: a few degrading machines move a small fleet's medians like a drift (measured),
+        and catching them is the model's job. When most of a type is "at risk", that is itself a change of
+        the plant (a recalibrated sensor raises every machine's risk), so nothing is left out."""
         self._times(ts)
         if self.reference is None or machine_type not in self.reference.thresholds:
             return
+        if machine_ids is not None:
+            known = self._machines.setdefault(machine_type, set())
+            known.update(machine_ids)
+            risky = self._risky & known
+            if risky and len(risky) * 2 <= len(known):
+                keep = np.array([m not in risky for m in machine_ids], dtype=bool)
+                matrix, ts = matrix[keep], ts[keep]
+                self.excluded_rows += int((~keep).sum())
         wanted = list(self.reference.thresholds[machine_type])
         index = {n: i for i, n in enumerate(names)}
         columns = [index.get(n, -1) for n in wanted]
@@ -130,6 +159,8 @@ class ModelMonitor:
         start_ts = self._first_ts if self._first_ts is not None else now_ms
         end_ts = self._last_ts if self._last_ts is not None else now_ms
         seen = self.vectors_seen
+        excluded = self.excluded_rows
+        risky = len(self._risky)
         self.window += 1
         self._start()
         result = drift.WindowDrift()
@@ -183,8 +214,9 @@ class ModelMonitor:
                    f"score distribution as in training (distance {s.score:.3f})"),
                   details={"rows": s.rows, "mean_live": float(np.mean(scores)) if scores.size else None,
                            "mean_reference": float(np.mean(reference.scores)) if reference.scores.size else None})
-        return WindowResult(window, events, result, self._summary(window, start_ts, end_ts, seen, result, events),
-                            current)
+        window_summary = self._summary(window, start_ts, end_ts, seen, result, events)
+        window_summary.update({"rows_of_machines_at_risk_left_out": excluded, "machines_at_risk": risky})
+        return WindowResult(window, events, result, window_summary, current)
 
     def _summary(self, window: int, start_ts: int, end_ts: int, seen: int, result: drift.WindowDrift,
                  events: list[ModelHealthEvent]) -> dict[str, Any]:

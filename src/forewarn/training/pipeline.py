@@ -552,8 +552,12 @@ def _log_reference(ts: TrainingSet, dev_rows: np.ndarray, served: CandidateResul
 
     assets = load_asset_config(config.asset_config or ForewarnSettings().asset_config)
     holdout = {k: v for k, v in served.holdout.items() if isinstance(v, int | float)}
+    # Healthy rows only (no failure within the horizon): the monitor leaves machines the model calls at risk
+    # out of its windows, so both sides describe the plant at work, not its failures.
+    fitted = ts.frame.iloc[dev_rows]
     reference = build_reference(
-        ts.frame.iloc[dev_rows], holdout_prob=served.holdout_prob, holdout={**holdout, "threshold": served.threshold},
+        fitted[fitted[ts.label] == 0], holdout_prob=served.holdout_prob,
+        holdout={**holdout, "threshold": served.threshold},
         features_by_type={t: monitored_features(assets.machine_types[t]) for t in ts.machine_types},
         horizon=ts.horizon, data_hash=ts.data_hash, seed=config.seed)
     log_reference(reference)
