@@ -145,3 +145,10 @@ def test_the_live_run_is_the_same_fleet_with_the_drift_after_the_clean_phase() -
     assert sim.drift.at_ms == 50 * HOUR_MS
     assert sim.duration_ms == 56 * HOUR_MS
     assert options.window_s == pytest.approx(3600 / options.speedup)
+
+
+def test_windows_that_sampled_nothing_are_left_out() -> None:
+    empty = {**window(20, ONSET + 30 * HOUR_MS), "vectors_sampled": 0}
+    result = score_windows([*clean_run(3), {**window(3, ONSET + 1), "vectors_sampled": 5}, empty],
+                           machine_type="pump", sensors=["pressure"], onset_ms=ONSET)
+    assert result["windows_after_onset"] == 1

@@ -44,6 +44,7 @@ DRIFT_CONDITION = "data_drift"
 HISTORY_START = "2026-01-01T00:00:00Z"
 HISTORY_START_MS = 1_767_225_600_000
 BENCH_TOPIC_CONFIG = {"retention.ms": str(6 * 3_600_000)}
+SAMPLES_PER_WINDOW = 20
 
 
 @dataclass
@@ -56,12 +57,15 @@ class DriftBenchOptions:
     # The history is longer than the live run; both start about 0.12-0.13 degradations per machine and day.
     history_degrading_fraction: float = 0.6
     seed: int = 11
-    speedup: float = 900.0
+    speedup: float = 720.0
     window_event_s: float = 3600.0  # event time per monitor window
     clean_windows: int = 50
     drift_windows: int = 6
-    sample_interval_s: float | None = None  # None: window_s / 6
-    min_rows: int | None = None  # None: the monitor's default
+    # A small plant writes small vector blocks (a few rows per type and partition), and the monitor samples one
+    # block per partition per interval: at a sixth of a window it saw ~50 vectors of a type per window, under
+    # the monitor's default min_rows (200), so nothing was judged. A twentieth and 100 rows judge every window.
+    sample_interval_s: float | None = None  # None: window_s / SAMPLES_PER_WINDOW
+    min_rows: int | None = 100  # None: the monitor's default
     partitions: int = 4
     horizon: str = "12h"
     retrain: bool = False
@@ -96,10 +100,13 @@ def score_windows(windows: Iterable[Mapping[str, Any]], *, machine_type: str, se
     A window is clean when its event-time end is before the onset; a clean window with data drift active
     for any machine type is a false alarm. The first window ending at or after the onset with drift active
     on the drifted type detects; its delay is counted from the onset to that window's event-time end, and
-    in windows (1: the window holding the onset).
+    in windows (1: the window holding the onset). A window that sampled nothing (after the load ended) is
+    neither: its event-time end is only the wall clock.
     """
     unique: dict[tuple[Any, Any], Mapping[str, Any]] = {}
     for window in windows:
+        if window.get("vectors_sampled", 1) == 0:
+            continue
         unique[(window.get("model_version"), window.get("window"))] = window
     ordered = sorted(unique.values(), key=lambda w: (int(w.get("window_end_ts") or 0), int(w.get("window") or 0)))
     true_sensors = sorted(set(sensors))
@@ -358,7 +365,7 @@ def _run_kind(kind: str, options: DriftBenchOptions, console: Console, stack: An
     assert truth is not None  # a drift was asked for
     notes: list[str] = []
     window_s = options.window_s
-    sample_interval = options.sample_interval_s or window_s / 6
+    sample_interval = options.sample_interval_s or window_s / SAMPLES_PER_WINDOW
     env = {
         **base_env,
         "FOREWARN_KAFKA__TOPIC_PREFIX": prefix,

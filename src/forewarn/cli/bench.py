@@ -270,14 +270,15 @@ def drift(
     history_degrading_fraction: Annotated[float, typer.Option(
         help="The same over the history (longer, so a larger share for about the same daily rate).",
         min=0, max=1)] = 0.6,
-    speedup: Annotated[float, typer.Option(help="Event seconds per wall second of the live run.", min=1)] = 900.0,
+    speedup: Annotated[float, typer.Option(help="Event seconds per wall second of the live run.", min=1)] = 720.0,
     window_event_s: Annotated[float, typer.Option(help="Event seconds per monitor window.", min=60)] = 3600.0,
     clean_windows: Annotated[int, typer.Option(help="Monitor windows before the onset.", min=1)] = 50,
     drift_windows: Annotated[int, typer.Option(help="Monitor windows after the onset.", min=1)] = 6,
     sample_interval_s: Annotated[float | None, typer.Option(
-        help="Monitor sample interval in wall seconds (default: a sixth of a window).")] = None,
-    min_rows: Annotated[int | None, typer.Option(
-        help="Monitor's FOREWARN_MONITOR__MIN_ROWS (default: the monitor's own).", min=10)] = None,
+        help="Monitor sample interval in wall seconds (default: a twentieth of a window).")] = None,
+    min_rows: Annotated[int, typer.Option(
+        help="Monitor's FOREWARN_MONITOR__MIN_ROWS: sampled vectors of a type before it is judged.",
+        min=10)] = 100,
     partitions: Annotated[int, typer.Option(help="Partitions of the fresh topics.", min=1)] = 4,
     retrain: Annotated[bool, typer.Option(
         "--retrain/--no-retrain", help="Let the monitor trigger 'forewarn retrain' and follow it to serving.")] = False,
