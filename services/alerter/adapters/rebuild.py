@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 from pydantic import ValidationError
@@ -64,8 +65,9 @@ class StateRebuilder:
                     continue
         return events
 
-    def scores(self, topic: str, ends: Mapping[int, int]) -> Iterator[ScoreInput]:
-        # A dedup key's scores all live in one partition (keyed by machine), so partitions may interleave.
+    def _read(self, topic: str, ends: Mapping[int, int], parse: Callable[[Any], RiskScore]
+              ) -> Iterator[ScoreInput]:
+        # A dedup key's inputs all live in one partition (keyed by machine), so partitions may interleave.
         for batch in kafka.read_ranges(self.settings, topic, ends, timeout_s=READ_TIMEOUT_S):
             for message in batch:
                 try:
@@ -75,26 +77,17 @@ class StateRebuilder:
                 source = f"{topic}:{message.partition()}"
                 for index, doc in enumerate(docs):
                     try:
-                        score = RiskScore.model_validate(doc)
+                        score = parse(doc)
                     except ValidationError:
                         continue
                     yield ScoreInput(source, scores_wire.position(message.offset(), index), score)
 
+    def scores(self, topic: str, ends: Mapping[int, int]) -> Iterator[ScoreInput]:
+        return self._read(topic, ends, RiskScore.model_validate)
+
     def health_inputs(self, topic: str, ends: Mapping[int, int]) -> Iterator[ScoreInput]:
         """The model-health judgements of ``topic``, as the live loop applied them."""
-        for batch in kafka.read_ranges(self.settings, topic, ends, timeout_s=READ_TIMEOUT_S):
-            for message in batch:
-                try:
-                    docs = scores_wire.decode_value(message.value() or b"")
-                except orjson.JSONDecodeError:
-                    continue  # the live loop skipped it too
-                source = f"{topic}:{message.partition()}"
-                for index, doc in enumerate(docs):
-                    try:
-                        event = ModelHealthEvent.model_validate(doc)
-                    except ValidationError:
-                        continue
-                    yield ScoreInput(source, scores_wire.position(message.offset(), index), health_score(event))
+        return self._read(topic, ends, lambda doc: health_score(ModelHealthEvent.model_validate(doc)))
 
     def inputs(self, topic: str, ends: Mapping[int, int]) -> Iterator[ScoreInput]:
         return self.health_inputs(topic, ends) if topic == self.health_topic else self.scores(topic, ends)
