@@ -40,9 +40,11 @@ def run() -> None:
 
     sampler_config = {"enable.auto.commit": False, "auto.offset.reset": "latest"}
     vectors = LatestSampler(kafka.consumer(settings.kafka, group_id=f"{opts.group_id}-sampler",
-                                           extra_config=sampler_config), settings.kafka.topic(topics.FEATURE_VECTORS))
+                                           extra_config=sampler_config), settings.kafka.topic(topics.FEATURE_VECTORS),
+                            depth=opts.blocks_per_sample)
     scores = LatestSampler(kafka.consumer(settings.kafka, group_id=f"{opts.group_id}-sampler",
-                                          extra_config=sampler_config), settings.kafka.topic(topics.RISK_SCORES))
+                                          extra_config=sampler_config), settings.kafka.topic(topics.RISK_SCORES),
+                           depth=opts.blocks_per_sample)
     producer = kafka.producer(settings.kafka)
     health_topic = settings.kafka.topic(topics.MODEL_HEALTH)
 

@@ -74,6 +74,8 @@ class MonitorService:
         self._window_started = clock()
         self._checked_champion = 0.0
         self._drifting: dict[str, bool] = {}
+        self._report_owed = False
+        self._last_report_at: float | None = None
         self.lock = threading.Lock()  # the API reads history and state while the loop runs
 
     # --- champion and reference ------------------------------------------------------------------
@@ -101,6 +103,7 @@ class MonitorService:
                 min_scores=self.options.min_scores))
             self._window_started = self.clock()
             self._drifting = {}
+            self._report_owed, self._last_report_at = False, None
         if self.on_champion is not None:
             self.on_champion(version, reference)
         self.not_ready_reason = ""
@@ -203,8 +206,15 @@ class MonitorService:
         changed = any(drifting.get(t, False) != self._drifting.get(t, False) for t in drifting)
         periodic = self.options.report_every > 0 and result.window % self.options.report_every == 0
         self._drifting.update(drifting)
-        if not (changed or periodic):
+        self._report_owed = self._report_owed or changed or periodic
+        now = self.clock()
+        if not self._report_owed:
             return
+        if self._last_report_at is not None and now - self._last_report_at < self.options.report_min_interval_s:
+            result.summary["report_deferred"] = True  # owed: the first window after the interval logs it
+            return
+        self._report_owed = False
+        self._last_report_at = now
         try:
             run_id = self.reports.log(result, self.reference, self.version)
         except Exception as exc:  # noqa: BLE001 - a report is for people; the judgement is already out

@@ -17,6 +17,10 @@ class MonitorOptions(BaseModel):
     sample_interval_s: float = Field(
         1.0, gt=0, description="How often the newest block of each partition of features.vectors and risk.scores "
                                "is sampled. The cost is per sample, not per reading, so it stays small at any rate.")
+    blocks_per_sample: int = Field(
+        4, ge=1, le=100, description="Newest blocks read per partition and sample (fewer when fewer arrived). "
+                                     "More lets a small plant's window reach min_rows of every type; the cost "
+                                     "grows with it, not with the reading rate.")
     rows_per_block: int = Field(64, ge=1, description="Rows taken at random from each sampled block.")
     min_rows: int = Field(200, ge=10, description="Sampled vectors of a machine type before its drift is judged.")
     max_rows: int = Field(2000, ge=100, description="Rows kept per machine type and window (a uniform reservoir).")
@@ -25,6 +29,10 @@ class MonitorOptions(BaseModel):
                                                             "champion resets the reference and the windows.")
     max_reports: int = Field(20, ge=0, description="Evidently HTML reports kept in MLflow per champion version "
                                                    "(older report runs are deleted); 0: none.")
+    report_min_interval_s: float = Field(
+        600.0, ge=0, description="Wall seconds between two reports: a drift that starts or clears sooner is "
+                                 "reported at the first window after the interval (each report costs seconds "
+                                 "of CPU, and a flapping condition must not flood MLflow).")
     report_every: int = Field(30, ge=0, description="Also log a report every N windows while nothing changes "
                                                     "(a report is always logged when a drift starts or clears).")
     history: int = Field(100, ge=1, description="Window summaries kept for the API.")

@@ -55,7 +55,8 @@ class Clock:
         return self.now
 
 
-def _service(champion: list[str | None], published: list[list[ModelHealthEvent]], with_reference: bool = True
+def _service(champion: list[str | None], published: list[list[ModelHealthEvent]], with_reference: bool = True,
+             reports: object | None = None, **options_changed: object
              ) -> tuple[MonitorService, Source, Clock, list[str]]:
     rng = np.random.default_rng(1)
     history = {"machine_type": ["pump"] * 6000, "ts": np.arange(6000) * 1000}
@@ -73,9 +74,10 @@ def _service(champion: list[str | None], published: list[list[ModelHealthEvent]]
     vectors, scores, clock = Source(), Source(), Clock()
     scores.kind = "scores"
     options = MonitorOptions(window_s=10, rows_per_block=50, min_rows=200, min_scores=200, reference_poll_s=5)
+    options = options.model_copy(update=options_changed)
     service = MonitorService(options, MonitorMetrics(CollectorRegistry()), model_name="m",
                              champion=lambda: champion[0], load_reference=load, vectors=vectors, scores=scores,
-                             publish=published.append, clock=clock)
+                             publish=published.append, clock=clock, reports=reports)  # type: ignore[arg-type]
     return service, vectors, clock, loaded
 
 
@@ -129,3 +131,43 @@ def test_a_champion_without_reference_reports_no_reference_every_window() -> Non
     service, _, clock, _ = _service(["2"], published, with_reference=False)
     _run(service, clock, 21)
     assert [[e.condition for e in batch] for batch in published] == [["no_reference"], ["no_reference"]]
+
+
+class CountingReports:
+    def __init__(self) -> None:
+        self.windows: list[int] = []
+
+    def log(self, result, reference, version):  # type: ignore[no-untyped-def]
+        self.windows.append(result.window)
+        return f"run-{result.window}"
+
+
+def test_a_flapping_drift_is_reported_at_most_once_per_interval_and_a_deferred_report_is_not_lost() -> None:
+    published: list[list[ModelHealthEvent]] = []
+    reports = CountingReports()
+    service, vectors, clock, _ = _service(["4"], published, reports=reports, report_min_interval_s=35.0,
+                                          report_every=0)
+    windows = []
+    for phase in range(8):  # drift on and off every 30 s (three 10 s windows): a flip every phase
+        vectors.shift = 3.0 if phase % 2 else 0.0
+        windows.extend(_run(service, clock, 30))
+    active = [next(e.active for e in events if e.condition == "data_drift") for events in published]
+    flips = [i for i in range(1, len(active)) if active[i] != active[i - 1]]
+    assert len(flips) >= 6, active
+    assert reports.windows, "the first flip is reported"
+    gaps = np.diff(reports.windows)
+    assert (gaps >= 4).all(), f"reports {reports.windows}: closer than the 35 s interval (10 s windows)"
+    assert len(reports.windows) < len(flips)
+    assert any(w.summary.get("report_deferred") for w in windows)
+    reported = [w for w in windows if "report_run_id" in w.summary]
+    assert [w.window for w in reported] == reports.windows
+
+
+def test_reports_follow_drift_changes_only() -> None:
+    published: list[list[ModelHealthEvent]] = []
+    reports = CountingReports()
+    service, _, clock, _ = _service(["4"], published, reports=reports, report_min_interval_s=0.0, report_every=0)
+    _run(service, clock, 61)
+    active = [next(e.active for e in events if e.condition == "data_drift") for events in published]
+    changes = [i for i in range(len(active)) if active[i] != (active[i - 1] if i else False)]
+    assert reports.windows == changes
