@@ -18,9 +18,11 @@ from fastapi import FastAPI
 from prometheus_client import REGISTRY
 
 from forewarn import kafka, topics
+from forewarn.audit import actions as audit_actions
 from forewarn.errors import UserError
 from forewarn.observability import ReadinessCheck
 
+from .adapters.audit_log import TrailAuditLog
 from .adapters.kafka_publisher import AlertEventPublisher, KafkaDeadLetters
 from .adapters.rebuild import StateRebuilder
 from .adapters.redis_store import RedisAlertStore
@@ -97,12 +99,17 @@ def bootstrap(
     store: AlertRepository | None = None,
     publisher: EventPublisher | None = None,
     metrics: AlerterMetrics | None = None,
+    audit: TrailAuditLog | None = None,
 ) -> Alerter:
     try:
         policies = load_policy_book(settings.alerter.policy)
     except AlertPolicyError as exc:
         raise UserError(str(exc)) from exc
     options = settings.alerter
+    if audit is None and publisher is None:  # the real wiring (tests that inject a publisher pass their own)
+        audit = TrailAuditLog(audit_actions.default_trail(settings.kafka))
+    if audit is not None:
+        audit.policy_in_use(settings.alerter.policy)
     metrics = metrics or process_metrics()
     names = Topics(
         scores=settings.kafka.topic(topics.RISK_SCORES), alerts=settings.kafka.topic(topics.ALERTS),
@@ -129,7 +136,7 @@ def bootstrap(
     )
     service = AlertService(store, publisher, dispatcher, policies, names, tuple(notifiers), metrics,
                            clock_ms=wall_clock_ms,
-                           outbox=OutboxTiming(delivery_stale_ms=int(options.outbox_stale_s * 1000)))
+                           outbox=OutboxTiming(delivery_stale_ms=int(options.outbox_stale_s * 1000)), audit=audit)
     consumer = consumer or kafka.consumer(
         settings.kafka, options.consumer_group, extra_config={"session.timeout.ms": options.session_timeout_ms}
     )
@@ -140,7 +147,7 @@ def bootstrap(
         timing=LoopTiming(batch_size=options.batch_size, poll_timeout_s=options.poll_timeout_s,
                           tick_interval_s=options.tick_interval_s, sweep_interval_s=options.sweep_interval_s),
     )
-    app = create_app(service, settings.accepted_keys(), readiness_check(store, loop), registry=metrics.registry)
+    app = create_app(service, settings.access(), readiness_check(store, loop), registry=metrics.registry)
     log.info("alerter wired", extra={"fields": {
         "notifiers": sorted(notifiers), "scores_topic": names.scores, "model_health_topic": names.model_health,
         "policy": options.policy,

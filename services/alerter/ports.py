@@ -106,3 +106,9 @@ class DeliveryQueue(Protocol):
     def submit(self, jobs: Iterable[DeliveryJob]) -> int:
         """Take deliveries without ever blocking; returns how many were accepted (the rest wait in the
         outbox)."""
+
+
+class AuditLog(Protocol):
+    """Where operators' actions on alerts are recorded (the hash-chained audit trail)."""
+
+    def operator_action(self, alert: Alert, kind: str, actor: str, details: dict[str, object]) -> None: ...

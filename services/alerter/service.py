@@ -40,9 +40,13 @@ from forewarn.kafka import KafkaUnavailable
 from forewarn.schemas import AlertEvent, AlertState, FeedbackEvent
 
 from .metrics import AlerterMetrics
-from .ports import AlertRepository, DeliveryQueue, EventPublisher, StateLost
+from .ports import AlertRepository, AuditLog, DeliveryQueue, EventPublisher, StateLost
 
 log = logging.getLogger(__name__)
+
+
+# The actor of feedback that names nobody (no authenticated user, no ``operator`` field).
+ANONYMOUS_OPERATOR = "unnamed operator (alerter API)"
 
 
 def wall_clock_ms() -> int:
@@ -86,6 +90,7 @@ class AlertService:
         *,
         clock_ms: Callable[[], int] = wall_clock_ms,
         outbox: OutboxTiming = OutboxTiming(),
+        audit: AuditLog | None = None,
     ) -> None:
         self.store, self.publisher, self.deliveries = store, publisher, deliveries
         self.policies, self.topics, self.metrics = policies, topics, metrics
@@ -93,6 +98,7 @@ class AlertService:
         self.clock_ms = clock_ms
         self.outbox = outbox
         self._publish_failed = False
+        self.audit = audit
 
     # ---- turning actions into outputs ------------------------------------------------------------
     def _record(self, changes: Changes, actions: Sequence[Action], policy: Policy, now: int) -> None:
@@ -233,8 +239,9 @@ class AlertService:
             log.info("re-submitting deliveries from the outbox", extra={"fields": {"count": len(stale)}})
             self.deliveries.submit(stale)
 
-    def feedback(self, alert_id: str, request: FeedbackRequest) -> FeedbackResult:
-        """Raises ports.AlertNotFound and policy.InvalidTransition."""
+    def feedback(self, alert_id: str, request: FeedbackRequest, *, actor: str | None = None) -> FeedbackResult:
+        """Raises ports.AlertNotFound and policy.InvalidTransition. ``actor``: who sent it, as the API
+        authenticated them; else the request's ``operator``; recorded on the audit trail."""
         now = self.clock_ms()
 
         def decide(alert: Alert, stored: Stored) -> Changes:
@@ -256,6 +263,10 @@ class AlertService:
         changes = self.store.update_alert(alert_id, decide)
         self.metrics.feedback.labels(request.kind).inc()
         result: FeedbackResult = changes.result
+        if self.audit is not None:
+            self.audit.operator_action(result.alert, request.kind, actor or request.operator or ANONYMOUS_OPERATOR, {
+                "operator": request.operator, "comment": request.comment, "failure_mode": request.failure_mode,
+                "failure_ts": request.failure_ts, "label_event_id": result.event.event_id})
         try:
             self._after_commit(changes)
         except KafkaUnavailable:

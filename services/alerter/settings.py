@@ -6,10 +6,12 @@ Notifiers are enabled by configuring them: ``FOREWARN_ALERTER__SLACK_WEBHOOK_URL
 notifier's config fields, as ``<NOTIFIER>_<FIELD>`` (notifiers/registry.py). Model-health alerts go to the
 data-science channel; without a webhook of its own it shares the main Slack one, posting with the channel
 override ``#forewarn-data-science`` (notifiers/slack_data_science.py).
-API keys: ``FOREWARN_ALERTER__API_KEYS`` holds one key or several, comma-separated (a JSON list works too).
-In development an unset value means the documented dev key :data:`DEV_API_KEY`; in production the service
-refuses to start unless real keys are set, and outside development a notifier setting that still holds the
-deploy files' ``REPLACE_ME`` refuses to load (forewarn.api_keys, shared with ingest).
+API keys: ``FOREWARN_ALERTER__API_KEYS`` holds the accepted keys as a JSON list of
+``{"name", "roles", "key_sha256"}`` entries; reading alerts needs the viewer role, feedback the operator
+role. In development an unset value means the documented development keys (:data:`DEV_API_KEY`,
+``forewarn-dev-operator``, ...); in production the service refuses to start unless real hashed keys are
+set, and outside development a notifier setting that still holds the deploy files' ``REPLACE_ME`` refuses
+to load (forewarn.api_keys, shared by every service with an API).
 """
 
 from __future__ import annotations

@@ -41,6 +41,10 @@ def create_app(worker: FeatureWorker, settings: FeaturesSettings) -> faust.App:
         web_bind=opts.host,  # faust binds 0.0.0.0 by default; we listen where settings say (loopback locally)
         web_port=opts.port,
         web_in_thread=True,
+        # faust's built-in /router and /table views answer anyone with partition assignments and table
+        # keys; this port serves only the open operations pages (probes, Prometheus) and "/" ({"status": "OK"}).
+        web_router_enabled=False,
+        web_tables_enabled=False,
         consumer_auto_offset_reset="earliest",
         broker_max_poll_records=opts.batch_max,
         # Counted in messages; envelopes hold hundreds of readings, so a few batches' worth is plenty.

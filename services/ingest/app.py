@@ -4,7 +4,6 @@ answer with what happened to every reading. ``create_app`` builds it from settin
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import re
 import time
@@ -14,9 +13,9 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 import orjson
-from fastapi import FastAPI, Header, Request, Response, Security
-from fastapi.security import APIKeyHeader
+from fastapi import Depends, FastAPI, Header, Request, Response
 
+from forewarn.access import DEV_ROLE_KEYS, AccessDenied, Role
 from forewarn.assets import load_asset_config
 from forewarn.observability import ops_router
 
@@ -30,12 +29,8 @@ from .validation import ReadingValidator
 
 log = logging.getLogger("forewarn.ingest")
 
-API_KEY_HEADER = "X-API-Key"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 # Module level: FastAPI resolves these annotations by name, which fails for locals of create_app.
-ApiKey = Annotated[
-    str | None, Security(APIKeyHeader(name=API_KEY_HEADER, auto_error=False, description="An ingest API key."))
-]
 RequestIdHeader = Annotated[
     str | None, Header(description="Your id for this request (1-128 of A-Z a-z 0-9 . _ : -), echoed back.")
 ]
@@ -45,21 +40,22 @@ def create_app(settings: IngestSettings, publisher: Publisher) -> FastAPI:
     config = load_asset_config(settings.asset_config)
     service = IngestService(ReadingValidator(config), publisher)
     metrics = ingest_metrics()
-    keys = settings.accepted_keys()
+    access = settings.access()
+    dev_keys = settings.uses_development_keys()
     opts = settings.ingest
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         publisher.start()
-        dev_key = keys == (DEV_API_KEY.encode(),)
         log.info(
             "ingest ready",
             extra={"fields": {"asset_config": config.name, "environment": settings.environment,
                               "topic_prefix": settings.kafka.topic_prefix,
-                              "api_keys": "development default" if dev_key else len(keys)}},
+                              "api_keys": "development default" if dev_keys else len(access.holders)}},
         )
-        if dev_key:
-            log.warning(f"accepting the development API key {DEV_API_KEY!r}; set FOREWARN_INGEST__API_KEYS")
+        if dev_keys:
+            log.warning(f"accepting the development API keys ({DEV_API_KEY!r}, "
+                        f"{DEV_ROLE_KEYS[Role.PLANT]!r}); set FOREWARN_INGEST__API_KEYS")
         try:
             yield
         finally:
@@ -70,11 +66,21 @@ def create_app(settings: IngestSettings, publisher: Publisher) -> FastAPI:
         title="Forewarn ingest",
         version="1",
         description="Batch ingest of sensor readings into Kafka (sensor.readings; invalid ones to "
-        "sensor.readings.dlq with a reason). Authenticate with the X-API-Key header"
-        + (f" (development default: {DEV_API_KEY})." if settings.environment != "production" else "."),
+        "sensor.readings.dlq with a reason). Authenticate with the X-API-Key header, a key with the plant role"
+        + (f" (development defaults: {DEV_ROLE_KEYS[Role.PLANT]}, {DEV_API_KEY})." if dev_keys else "."),
         lifespan=lifespan,
     )
     app.include_router(ops_router(publisher.readiness))
+
+    @app.exception_handler(AccessDenied)
+    async def access_denied(request: Request, exc: AccessDenied) -> Response:
+        # Ingest answers in its own problem format, with the request id, like every other refusal.
+        request_id = _request_id(request.headers.get("x-request-id"))
+        metrics.requests.labels(str(exc.status_code)).inc()
+        error = "unauthorized" if exc.status_code == 401 else "forbidden"
+        response = _problem(exc.status_code, request_id, error, str(exc.detail))
+        response.headers.update({**(exc.headers or {}), "X-Request-ID": request_id})
+        return response
 
     @app.post(
         "/v1/readings",
@@ -83,6 +89,7 @@ def create_app(settings: IngestSettings, publisher: Publisher) -> FastAPI:
         responses={
             400: {"model": Problem, "description": "Malformed body: nothing was stored."},
             401: {"model": Problem, "description": "Missing or unknown X-API-Key."},
+            403: {"model": Problem, "description": "The key lacks the plant role."},
             413: {"model": Problem, "description": "Body or batch too large: split it."},
             415: {"model": Problem, "description": "Content-Type is not application/json or x-ndjson."},
             503: {
@@ -92,26 +99,23 @@ def create_app(settings: IngestSettings, publisher: Publisher) -> FastAPI:
             },
         },
         openapi_extra={"requestBody": _request_body_spec(opts.max_readings_per_request)},
+        dependencies=[Depends(access.require(Role.PLANT))],
     )
     async def post_readings(
         request: Request,
-        api_key: ApiKey = None,
         x_request_id: RequestIdHeader = None,
     ) -> Response:
         started = time.perf_counter()
-        request_id = x_request_id if x_request_id and _REQUEST_ID.match(x_request_id) else uuid.uuid4().hex
+        request_id = _request_id(x_request_id)
         try:
-            response = await _handle(request, api_key, request_id)
+            response = await _handle(request, request_id)
         finally:
             metrics.latency.observe(time.perf_counter() - started)
         metrics.requests.labels(str(response.status_code)).inc()
         response.headers["X-Request-ID"] = request_id
         return response
 
-    async def _handle(request: Request, api_key: str | None, request_id: str) -> Response:
-        if not _authorized(api_key, keys):
-            return _problem(401, request_id, "unauthorized",
-                            f"missing or unknown API key; send it in the {API_KEY_HEADER} header")
+    async def _handle(request: Request, request_id: str) -> Response:
         try:
             kind = bodies.media_type(request.headers.get("content-type"))
             payload = await _read_body(request, opts.max_body_bytes)
@@ -154,13 +158,8 @@ def create_app(settings: IngestSettings, publisher: Publisher) -> FastAPI:
     return app
 
 
-def _authorized(api_key: str | None, keys: tuple[bytes, ...]) -> bool:
-    if not api_key:
-        return False
-    given = api_key.encode()
-    # Compare with every key (no early exit) so timing says nothing about which key nearly matched.
-    matches = [hmac.compare_digest(given, key) for key in keys]
-    return any(matches)
+def _request_id(given: str | None) -> str:
+    return given if given and _REQUEST_ID.match(given) else uuid.uuid4().hex
 
 
 async def _read_body(request: Request, limit: int) -> bytes:

@@ -1,8 +1,10 @@
 """Settings of the ingest service: ``FOREWARN_INGEST__*`` on top of the shared Kafka settings.
 
-API keys: ``FOREWARN_INGEST__API_KEYS`` holds one key or several, comma-separated (a JSON list works too).
-In development an unset value means the documented dev key :data:`DEV_API_KEY`; in production the
-service refuses to start unless real keys are set (forewarn.api_keys, shared with the alerter).
+API keys: ``FOREWARN_INGEST__API_KEYS`` holds the accepted keys as a JSON list of
+``{"name", "roles", "key_sha256"}`` entries; sending readings needs the plant role. In development an
+unset value means the documented development keys (:data:`DEV_API_KEY`, ``forewarn-dev-plant``, ...); in
+production the service refuses to start unless real hashed keys are set (forewarn.api_keys, shared by
+every service with an API).
 """
 
 from __future__ import annotations

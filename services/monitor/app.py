@@ -1,16 +1,20 @@
-"""The monitor's HTTP edge: the latest window's judgement, the window history, the reference, operations."""
+"""The monitor's HTTP edge: the latest window's judgement, the window history, the reference, operations.
+
+The /v1 routes need the viewer role (forewarn.access); the operations routes stay open.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Query
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query
 
+from forewarn.access import AccessControl, Role
 from forewarn.observability import ops_router
 from forewarn.services.monitor.service import MonitorService
 
 
-def create_app(service: MonitorService, lifespan: Any = None, extra: Any = None) -> FastAPI:
+def create_app(service: MonitorService, access: AccessControl, lifespan: Any = None, extra: Any = None) -> FastAPI:
     app = FastAPI(title="Forewarn monitor", version="1", lifespan=lifespan)
 
     def readiness() -> tuple[bool, str]:
@@ -20,8 +24,9 @@ def create_app(service: MonitorService, lifespan: Any = None, extra: Any = None)
         return True, f"monitoring {service.model_name} version {service.version} {state}"
 
     app.include_router(ops_router(readiness))
+    router = APIRouter(prefix="/v1", dependencies=[Depends(access.require(Role.VIEWER))])
 
-    @app.get("/v1/summary")
+    @router.get("/summary")
     def summary() -> dict[str, Any]:
         """The latest closed window: drift per machine type (share, drifted sensors, per-feature scores), the
         score distribution, live figures from labels, and every condition judged."""
@@ -31,13 +36,13 @@ def create_app(service: MonitorService, lifespan: Any = None, extra: Any = None)
                                             f"{service.options.window_s:.0f} s after the monitor starts")
         return {**latest, **({"labels": extra()} if extra is not None else {})}
 
-    @app.get("/v1/windows")
+    @router.get("/windows")
     def windows(limit: int = Query(20, ge=1, le=1000)) -> list[dict[str, Any]]:
         """The most recent window summaries, newest first."""
         with service.lock:
             return list(reversed(list(service.history)))[:limit]
 
-    @app.get("/v1/reference")
+    @router.get("/reference")
     def reference() -> dict[str, Any]:
         """What the champion is compared with: machine types, monitored features and thresholds, holdout figures."""
         ref = service.reference
@@ -48,4 +53,5 @@ def create_app(service: MonitorService, lifespan: Any = None, extra: Any = None)
                 "thresholds": ref.thresholds, "score_threshold": ref.score_threshold,
                 "rows": {t: len(f) for t, f in ref.features.items()}, "data_hash": ref.data_hash}
 
+    app.include_router(router)
     return app

@@ -1,14 +1,19 @@
-"""Settings of the monitor: FOREWARN_MONITOR__* plus the shared Kafka/Redis/MLflow settings."""
+"""Settings of the monitor: FOREWARN_MONITOR__* plus the shared Kafka/Redis/MLflow settings.
+
+API keys: ``FOREWARN_MONITOR__API_KEYS`` (forewarn.api_keys); the monitor's API needs the viewer role.
+"""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from typing import ClassVar
 
+from pydantic import Field
+
+from forewarn.api_keys import ApiKeyOptions, ApiKeySettings
 from forewarn.retraining.settings import RetrainOptions
-from forewarn.settings import ForewarnSettings
 
 
-class MonitorOptions(BaseModel):
+class MonitorOptions(ApiKeyOptions):
     host: str = Field("127.0.0.1", description="HTTP bind address (0.0.0.0 in a container).")
     port: int = Field(8004, ge=1, le=65535)
     group_id: str = Field("forewarn-monitor", description="Consumer group of the label stream (alerts, "
@@ -40,6 +45,7 @@ class MonitorOptions(BaseModel):
                                              "(FOREWARN_RETRAIN__* options).")
 
 
-class MonitorSettings(ForewarnSettings):
+class MonitorSettings(ApiKeySettings):
+    api_key_section: ClassVar[str] = "monitor"
     monitor: MonitorOptions = MonitorOptions()
     retrain: RetrainOptions = RetrainOptions()

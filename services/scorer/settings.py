@@ -1,15 +1,19 @@
-"""Settings of the scorer: FOREWARN_SCORER__* plus the shared Kafka/Redis/MLflow settings."""
+"""Settings of the scorer: FOREWARN_SCORER__* plus the shared Kafka/Redis/MLflow settings.
+
+API keys: ``FOREWARN_SCORER__API_KEYS`` (forewarn.api_keys); the scoring API needs the viewer role.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from forewarn.settings import ForewarnSettings
+from forewarn.api_keys import ApiKeyOptions, ApiKeySettings
 
 
-class ScorerOptions(BaseModel):
+class ScorerOptions(ApiKeyOptions):
     host: str = Field("127.0.0.1", description="HTTP bind address (0.0.0.0 in a container).")
     port: int = Field(8001, ge=1, le=65535)
     group_id: str = Field("forewarn-scorer", description="Consumer group; add members to scale out.")
@@ -40,5 +44,6 @@ class ScorerOptions(BaseModel):
     )
 
 
-class ScorerSettings(ForewarnSettings):
+class ScorerSettings(ApiKeySettings):
+    api_key_section: ClassVar[str] = "scorer"
     scorer: ScorerOptions = ScorerOptions()

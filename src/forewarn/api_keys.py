@@ -1,10 +1,21 @@
-"""API keys and placeholder secrets: the one implementation every service with an HTTP API uses.
+"""API keys with roles, and placeholder secrets: the one settings implementation every service with an
+HTTP API uses (the roles and the route guard are :mod:`forewarn.access`).
 
 A service's options section inherits :class:`ApiKeyOptions` (the ``api_keys`` field) and its settings
 inherit :class:`ApiKeySettings`, naming that section in ``api_key_section``. The environment variable is
-then ``FOREWARN_<SECTION>__API_KEYS``: one key or several, comma-separated (a JSON list works too). In
-development an unset value means the documented dev key :data:`DEV_API_KEY`; in production the service
-refuses to start unless real keys are set.
+then ``FOREWARN_<SECTION>__API_KEYS``, a JSON list of principals, each with its roles and the SHA-256 of
+its key (``forewarn keys new`` makes a key and prints its entry)::
+
+    [{"name": "line-3-gateway", "roles": ["plant"], "key_sha256": "9f86d0..."}]
+
+Each service has its own list (least privilege: the plant gateways' keys are known to ingest only; a
+principal that uses several services is listed in each, with the same entry). A principal may appear
+twice with two keys while one is rotated out.
+
+In development an unset value means the documented development keys (:data:`DEV_API_KEY` with every role,
+and one per role, :data:`~forewarn.access.DEV_ROLE_KEYS`), and a plain key (a string instead of an entry:
+comma-separated text works too) is a principal with every role, for quick local setups. Production
+refuses to start without entries, with a plain key, or with the hash of a placeholder or development key.
 
 Deploy files ship secrets as :data:`DEPLOY_PLACEHOLDER` until the deploy pipeline fills them in; a setting
 listed in ``placeholder_checked_settings`` that still holds it refuses to load outside development, so a
@@ -14,30 +25,36 @@ forgotten secret stops the service at start instead of failing every delivery la
 from __future__ import annotations
 
 import json
+import re
 from typing import Annotated, Any, ClassVar, Self
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
 
+from forewarn.access import DEV_API_KEY, DEV_ROLE_KEYS, AccessControl, KeyHolder, Principal, Role, hash_key
 from forewarn.settings import ForewarnSettings
 
-DEV_API_KEY = "forewarn-dev-key"
-"""The key a development service accepts when no keys are configured. Never valid in production."""
+__all__ = ["DEPLOY_PLACEHOLDER", "DEV_API_KEY", "DEV_ROLE_KEYS", "ApiKeyEntry", "ApiKeyOptions",
+           "ApiKeySettings", "holds_placeholder", "split_keys"]
 
-# Values people paste while setting things up; a production service holding one of them is misconfigured.
+# Values people paste while setting things up; a production service holding the hash of one is misconfigured.
 PLACEHOLDER_KEYS = frozenset(
-    {DEV_API_KEY, "changeme", "change-me", "change_me", "placeholder", "secret", "password", "dev", "test",
-     "xxx", "todo"}
+    {DEV_API_KEY, *DEV_ROLE_KEYS.values(), "changeme", "change-me", "change_me", "placeholder", "secret",
+     "password", "dev", "test", "xxx", "todo", "", "REPLACE_ME", "replace_me"}
 )
-MIN_PRODUCTION_KEY_LENGTH = 16
+_PLACEHOLDER_HASHES = frozenset(hash_key(key) for key in PLACEHOLDER_KEYS)
 DEPLOY_PLACEHOLDER = "REPLACE_ME"
 """The marker the shipped deploy files (k8s/overlays/prod/secrets) hold where a real secret goes."""
 
-_KEY_HINT = "e.g. from: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+_KEY_HINT = ("make a key and its entry with: forewarn keys new --role ROLE --name NAME, or hash a random key "
+             "(e.g. from python -c 'import secrets; print(secrets.token_urlsafe(32))') with: "
+             "forewarn keys hash --role ROLE --name NAME")
+_SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+_ALL_ROLES = frozenset(Role)
 
 
 def split_keys(value: Any) -> Any:
-    """Environment text to a list of keys: comma-separated, or a JSON list when it starts with ``[``."""
+    """Environment text to a list: a JSON list when it starts with ``[``, else comma-separated plain keys."""
     if isinstance(value, str):
         text = value.strip()
         if text.startswith("["):
@@ -57,14 +74,25 @@ def holds_placeholder(value: object) -> bool:
     return False
 
 
+class ApiKeyEntry(BaseModel):
+    """One accepted key: who it authenticates, their roles, and the key's SHA-256 (never the key)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, max_length=128, description="The principal, as the audit trail names it.")
+    roles: list[Role] = Field(min_length=1, description="plant, viewer, operator, engineer (forewarn.access).")
+    key_sha256: str = Field(description="Hex SHA-256 of the key (forewarn keys new prints it).")
+
+
 class ApiKeyOptions(BaseModel):
     """The ``api_keys`` field of a service's options section."""
 
-    # NoDecode: the environment value is comma-separated text, split by _split_keys (not JSON-decoded).
-    api_keys: Annotated[list[SecretStr], NoDecode] = Field(
+    # NoDecode: the environment value is split by _split_keys (JSON list, or comma-separated plain keys).
+    api_keys: Annotated[list[ApiKeyEntry | SecretStr], NoDecode] = Field(
         default_factory=list,
-        description="Accepted values of the X-API-Key header (comma-separated in the environment). "
-        f"Empty in development means the dev key {DEV_API_KEY!r}; required in production.",
+        description="Accepted X-API-Key values: a JSON list of {name, roles, key_sha256}. Empty in development "
+        f"means the development keys ({DEV_API_KEY!r}, and 'forewarn-dev-<role>'); required in production, "
+        "where plain keys are refused.",
     )
 
     @field_validator("api_keys", mode="before")
@@ -94,22 +122,41 @@ class ApiKeySettings(ForewarnSettings):
         return f"{prefix}{self.api_key_section}{delimiter}{setting}".upper()
 
     @model_validator(mode="after")
+    def _entries_are_well_formed(self) -> Self:
+        variable = self.env_name("api_keys")
+        owners: dict[str, str] = {}
+        for position, entry in enumerate(self._api_key_options().api_keys, start=1):
+            if not isinstance(entry, ApiKeyEntry):
+                continue
+            if not _SHA256_HEX.match(entry.key_sha256.lower()):
+                raise ValueError(
+                    f"{variable} entry {position} ({entry.name!r}): key_sha256 is not the 64 hex digits of a "
+                    f"SHA-256; {_KEY_HINT}"
+                )
+            digest = entry.key_sha256.lower()
+            if owners.setdefault(digest, entry.name) != entry.name:
+                raise ValueError(f"{variable} entry {position} ({entry.name!r}) has the key of "
+                                 f"{owners[digest]!r}; every principal needs a key of its own")
+        return self
+
+    @model_validator(mode="after")
     def _keys_fit_the_environment(self) -> Self:
         if self.environment != "production":
             return self
         variable = self.env_name("api_keys")
-        keys = [key.get_secret_value() for key in self._api_key_options().api_keys]
-        if not keys:
-            raise ValueError(
-                f"{variable} is not set, and production needs API keys. Set it to one or more "
-                f"comma-separated random keys, {_KEY_HINT}"
-            )
-        for position, key in enumerate(keys):
-            if (key.strip().lower() in PLACEHOLDER_KEYS or len(key) < MIN_PRODUCTION_KEY_LENGTH
-                    or holds_placeholder(key)):
+        entries = self._api_key_options().api_keys
+        if not entries:
+            raise ValueError(f"{variable} is not set, and production needs API keys; {_KEY_HINT}")
+        for position, entry in enumerate(entries, start=1):
+            if not isinstance(entry, ApiKeyEntry):
                 raise ValueError(
-                    f"{variable} entry {position + 1} is a placeholder or shorter than "
-                    f"{MIN_PRODUCTION_KEY_LENGTH} characters; production needs random keys, {_KEY_HINT}"
+                    f"{variable} entry {position} is a plain key (or a placeholder); production stores keys "
+                    f"hashed, as {{\"name\", \"roles\", \"key_sha256\"}} entries; {_KEY_HINT}"
+                )
+            if entry.key_sha256.lower() in _PLACEHOLDER_HASHES:
+                raise ValueError(
+                    f"{variable} entry {position} ({entry.name!r}) is the hash of a placeholder or development "
+                    f"key; production needs random keys; {_KEY_HINT}"
                 )
         return self
 
@@ -131,9 +178,22 @@ class ApiKeySettings(ForewarnSettings):
             )
         return self
 
-    def accepted_keys(self) -> tuple[bytes, ...]:
-        """The keys this service accepts, as bytes for constant-time comparison."""
-        keys = [key.get_secret_value() for key in self._api_key_options().api_keys]
-        if not keys and self.environment != "production":
-            keys = [DEV_API_KEY]
-        return tuple(key.encode() for key in keys)
+    def uses_development_keys(self) -> bool:
+        """Whether :meth:`access` accepts the documented development keys (nothing configured, not production)."""
+        return not self._api_key_options().api_keys and self.environment != "production"
+
+    def access(self) -> AccessControl:
+        """The keys this service accepts, each bound to its principal."""
+        holders: list[KeyHolder] = []
+        for position, entry in enumerate(self._api_key_options().api_keys, start=1):
+            if isinstance(entry, ApiKeyEntry):
+                principal = Principal(entry.name, frozenset(entry.roles))
+                holders.append(KeyHolder(principal, bytes.fromhex(entry.key_sha256)))
+            else:  # a plain key: development only (production refused it above)
+                holders.append(KeyHolder(Principal(f"plain key {position}", _ALL_ROLES),
+                                         bytes.fromhex(hash_key(entry.get_secret_value()))))
+        if self.uses_development_keys():
+            holders.append(KeyHolder(Principal("dev", _ALL_ROLES), bytes.fromhex(hash_key(DEV_API_KEY))))
+            holders.extend(KeyHolder(Principal(f"dev-{role.value}", frozenset({role})), bytes.fromhex(hash_key(key)))
+                           for role, key in DEV_ROLE_KEYS.items())
+        return AccessControl(holders)

@@ -125,7 +125,7 @@ class ModelBundle:
             position = {name: i for i, name in enumerate(names)}
             columns = np.array([position.get(name, -1) for name in self.feature_names], dtype=np.int64)
             self._column_maps[key] = columns
-        out = matrix[:, np.maximum(columns, 0)]
+        out = matrix[:, np.maximum(columns, 0)] if matrix.shape[1] else np.empty((len(matrix), len(columns)))
         out[:, columns < 0] = np.nan
         return out
 

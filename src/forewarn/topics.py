@@ -10,6 +10,7 @@ ALERTS: Final = "alerts"
 ALERTS_DLQ: Final = "alerts.dlq"
 FEEDBACK: Final = "feedback"
 AUDIT: Final = "audit"
+AUDIT_CONFIG: Final[dict[str, str]] = {"retention.ms": "-1", "retention.bytes": "-1", "cleanup.policy": "delete"}
 GROUND_TRUTH: Final = "ground.truth"
 MODEL_HEALTH: Final = "model.health"
 

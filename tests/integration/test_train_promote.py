@@ -191,7 +191,8 @@ def _sent(env) -> list[dict]:
     from forewarn import kafka
 
     settings = env["kafka"].model_copy(update={"topic_prefix": env["prefix"]})
-    return [json.loads(m.value()) for m in kafka.read_all(settings, env["prefix"] + "audit", timeout_s=20)]
+    values = [json.loads(m.value()) for m in kafka.read_all(settings, env["prefix"] + "audit", timeout_s=20)]
+    return [v for v in values if v.get("type") == "model.promotion"]  # the audit trail's records share the topic
 
 
 def _promote() -> tuple[int, str]:

@@ -7,12 +7,15 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from forewarn.access import DEV_ROLE_KEYS, Role
 from forewarn.model_bundle import ModelBundle, NoChampion
 from forewarn.schemas import FeatureVector
 from forewarn.services.scorer.app import create_app
 from forewarn.services.scorer.model_watch import ModelHolder
 from forewarn.services.scorer.scoring import score_rows
+from forewarn.services.scorer.settings import ScorerSettings
 
+VIEWER = {"X-API-Key": DEV_ROLE_KEYS[Role.VIEWER]}
 NAMES = ["vibration__10m__mean", "temperature__10m__slope", "gap_ms"]
 
 
@@ -117,7 +120,8 @@ def test_api_is_not_ready_without_a_champion() -> None:
 
     holder = ModelHolder(lookup, _bundle)
     holder.refresh()
-    client = TestClient(create_app(holder, FakeStore({})))
+    client = TestClient(create_app(holder, FakeStore({}), ScorerSettings(environment="development").access()),
+                        headers=VIEWER)
     assert client.get("/healthz").status_code == 200
     ready = client.get("/readyz")
     assert ready.status_code == 503 and "train and promote" in ready.json()["reason"]
@@ -127,7 +131,8 @@ def test_api_is_not_ready_without_a_champion() -> None:
 def test_api_scores_on_demand_and_in_batches(holder: ModelHolder) -> None:
     holder.refresh()
     store = FakeStore({"a": FeatureVector.model_validate(_vector("a", 3.0))})
-    client = TestClient(create_app(holder, store))
+    client = TestClient(create_app(holder, store, ScorerSettings(environment="development").access()),
+                        headers=VIEWER)
     assert client.get("/readyz").status_code == 200
     risk = client.get("/v1/machines/a/risk").json()
     assert risk["model_version"] == "7" and risk["top_contributors"]

@@ -259,6 +259,10 @@ def build(spark: SparkSession, lake_dir: Path, out_dir: Path, spec: BuildSpec, *
         rows={**stats, "by_status": dict(sorted(by_status.items())), **counts},
         normalization=normalization, lake_dir=Path(lake_dir),
     )
+    from forewarn.audit import actions as audit  # every training-set build goes on the audit trail
+
+    audit.dataset_built(audit.default_trail(), audit.default_actor(), manifest=manifest, out_dir=Path(out_dir),
+                        lake_dir=Path(lake_dir))
     return BuildResult(dataset=dataset, manifest_path=Path(out_dir) / "manifest.json", manifest=manifest)
 
 

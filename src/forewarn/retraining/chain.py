@@ -240,6 +240,10 @@ def execute(plan_: Plan, ctx: Context, *, echo: Any = print, lock_lost: threadin
         "champion_after": before["version"] if before else None, "steps": [], "error": None,
         "tracking_uri": ctx.tracking_uri,
     }
+    from forewarn.audit import actions as audit
+
+    trail = audit.trail_at(ctx.state_dir / "audit" / "trail.jsonl", ctx.kafka_settings)
+    audit.retraining(trail, audit.default_actor(), audit.RETRAINING_STARTED, record)
     log_path = plan_.run_dir / "steps.log"
     try:
         for step in plan_.steps:
@@ -296,6 +300,8 @@ def execute(plan_: Plan, ctx: Context, *, echo: Any = print, lock_lost: threadin
         notes.append("audit record " + publish_audit(ctx.kafka_settings, record))
     path = records.audit_path(ctx.state_dir)
     records.append(path, record)
+    notes.append("audit trail " + audit.retraining(trail, audit.default_actor(), audit.RETRAINING_FINISHED,
+                                                   record).note)
     if plan_.request.data_dir is None:
         _prune(req.workdir, req.keep_runs, plan_.run_dir)
     return Result(record, path, notes)

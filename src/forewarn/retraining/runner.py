@@ -143,8 +143,9 @@ class RetrainTrigger:
     starts from ``last_run_ended_at`` (read from Redis at start-up, so a restarted monitor keeps it)."""
 
     def __init__(self, policy: TriggerPolicy, runner: Runner, is_running: Callable[[], bool],
-                 state: TriggerState | None = None) -> None:
+                 state: TriggerState | None = None, *, on_started: Callable[[str, str], Any] | None = None) -> None:
         self.policy, self.runner, self.is_running = policy, runner, is_running
+        self.on_started = on_started  # (reason, what was started): the audit trail's record of the trigger
         self.state = state or TriggerState()
         self.last_started: str | None = None
 
@@ -162,6 +163,8 @@ class RetrainTrigger:
             return dataclasses.replace(decision, retrain=False,
                                        reason=f"could not start the run ({exc}); wanted: {decision.reason}"), None
         self.last_started = started
+        if self.on_started is not None and started is not None:
+            self.on_started(decision.reason, started)
         return decision, started
 
 
@@ -179,4 +182,18 @@ def trigger_from(options: RetrainOptions, *, state_dir: Path, redis_url: str, ke
         last = None
     if last is not None and isinstance(last.get("ended_at_s"), int | float):
         state = TriggerState(last_run_ended_at=float(last["ended_at_s"]))
-    return RetrainTrigger(policy_from(options), runner_from(options, state_dir), lambda: is_running(probe), state)
+    return RetrainTrigger(policy_from(options), runner_from(options, state_dir), lambda: is_running(probe), state,
+                          on_started=audit_trigger)
+
+
+def audit_trigger(reason: str, started: str) -> None:
+    """The monitor started a run by itself: on the trail with the monitor as the actor. A trail that cannot
+    be written is logged, not raised: the run is started, and it records itself when it begins."""
+    import logging
+
+    from forewarn.audit import actions as audit
+
+    try:
+        audit.retraining_triggered(audit.default_trail(), "monitor", reason=reason, started=started)
+    except (OSError, UserError, ValueError) as exc:
+        logging.getLogger(__name__).error("audit record of a retraining trigger not written: %s", exc)

@@ -6,8 +6,9 @@ rows: the candidate's holdout (``holdout.json`` of its training run) is rebuilt 
 both registered bundles score it as the scorer would. When that set is gone or changed, the recorded
 holdout metrics are compared instead, and the decision says so.
 
-Every decision, promotion or refusal, is recorded three ways: model-version tags, a JSON line appended to
-the audit log, and a record on the Kafka ``audit`` topic (best effort: the outcome says if it was not sent).
+Every decision, promotion or refusal, is recorded: model-version tags, a JSON line appended to the
+promotions log, a record on the Kafka ``audit`` topic (best effort: the outcome says if it was not sent),
+and the decision and any alias move on the hash-chained audit trail (:mod:`forewarn.audit`).
 
 :func:`gate_failures`, :func:`compare` and :func:`decide` are pure; the rest talks to MLflow and Kafka.
 """
@@ -291,4 +292,8 @@ def run_promotion(*, tracking_uri: str, name: str, alias: str, version: str, lim
     with audit_path.open("a", encoding="utf-8") as handle:
         handle.write(json.dumps(record, sort_keys=True) + "\n")
     kafka_note = publish_audit(kafka_settings, record) if kafka_settings is not None else "Kafka audit disabled"
+    from forewarn.audit import actions as audit  # the hash-chained trail, beside the promotions log
+
+    trail = audit.trail_at(audit_path.parent / "trail.jsonl", kafka_settings)
+    kafka_note += f"; audit trail {trail.path}: " + audit.promotion(trail, audit.default_actor(), record)[-1].note
     return Outcome(name, version, before, decision, candidate, champion, record, audit_path, kafka_note)
