@@ -10,13 +10,13 @@ PY := $(VENV)/bin/python
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-setup: ## Create .venv, install the project, fetch Kafka jars, install redis-server (idempotent)
+setup: ## Create .venv, install the project and its tools (checkov), fetch Kafka jars, install redis-server, prometheus, alertmanager (idempotent)
 	@scripts/setup.sh
 
 setup-python: ## Only the virtual environment (enough for lint and unit tests: no Java, Maven or Kafka)
 	@scripts/setup.sh --python-only
 
-up: setup ## Start the local stack (Kafka, Redis, MLflow) in the background
+up: setup ## Start the local stack (Kafka, Redis, MLflow, Prometheus, Alertmanager) in the background
 	@$(FW) stack up
 
 down: ## Stop the local stack (only the processes `up` started)

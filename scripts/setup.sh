@@ -44,4 +44,17 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
 fi
 
 [ "$PYTHON_ONLY" = 1 ] && exit 0
+
+# checkov (policy scan of k8s/ and infra/ in the integration tests) pins dozens of packages the project
+# pins differently, so it lives in its own venv under the state folder, pinned, installed once.
+CHECKOV_VERSION=3.3.30
+CHECKOV_VENV=.forewarn/tools/checkov
+if [ "$("$CHECKOV_VENV/bin/checkov" --version 2>/dev/null)" != "$CHECKOV_VERSION" ]; then
+  echo "setup: installing checkov $CHECKOV_VERSION into $CHECKOV_VENV"
+  rm -rf "$CHECKOV_VENV" && mkdir -p "$(dirname "$CHECKOV_VENV")"
+  "$PYTHON" -m venv "$CHECKOV_VENV" \
+    && "$CHECKOV_VENV/bin/python" -m pip install --quiet --upgrade pip \
+    && "$CHECKOV_VENV/bin/python" -m pip install --quiet "checkov==$CHECKOV_VERSION" \
+    || fail "installing checkov into $CHECKOV_VENV failed (see pip's message above). Run 'make setup' again."
+fi
 "$VENV/bin/forewarn" stack install

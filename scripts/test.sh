@@ -14,7 +14,7 @@ if ! $FW stack up; then
   exit 1
 fi
 
-.venv/bin/python -m pytest tests ${PYTEST_ARGS:-} -p no:cacheprovider
+.venv/bin/python -m pytest tests --durations=30 ${PYTEST_ARGS:-} -p no:cacheprovider
 status=$?
 
 if [ "$started_here" = 1 ]; then

@@ -90,6 +90,6 @@ def run() -> None:
         report = book.last
         return {"new_labels": book.new_labels, "decay": report.as_dict() if report is not None else None}
 
-    app = create_app(service, lifespan=lifespan, extra=labels_summary)
+    app = create_app(service, settings.access(), lifespan=lifespan, extra=labels_summary)
     uvicorn.run(app, host=opts.host, port=opts.port, log_config=None, access_log=False)
 

@@ -33,6 +33,7 @@ class ScoreLoop:
         self._out_partitions: int | None = None
         self._producer: Any = None
         self.stream: kafka.BatchLoop[Any] | None = None
+        self._lag_reported_at = 0.0
 
     @property
     def batches(self) -> int:
@@ -52,9 +53,29 @@ class ScoreLoop:
                                       poll_timeout_s=opts.poll_timeout_s, on_error=self._on_error,
                                       on_failure="raise", batch_seconds=self.metrics.batch_seconds)
         try:
-            self.stream.run(self.stop)
+            self.stream.run(self.stop, between_batches=self._report_lag)
         finally:
             consumer.close()
+
+    def _report_lag(self) -> None:
+        """Consumer lag, at most once a second, from what the consumer already knows (the high watermark comes
+        with every fetch: no broker round trip). Partitions with no position yet are left out."""
+        from confluent_kafka import KafkaException
+
+        now = time.monotonic()
+        if self.stream is None or now - self._lag_reported_at < 1.0:
+            return
+        self._lag_reported_at = now
+        consumer = self.stream.consumer
+        try:
+            lag = 0
+            for tp in consumer.position(consumer.assignment()):
+                _low, high = consumer.get_watermark_offsets(tp, cached=True)
+                if tp.offset >= 0 and high >= 0:
+                    lag += max(0, high - tp.offset)
+        except KafkaException:
+            return
+        self.metrics.consumer_lag.set(lag)
 
     def _on_error(self, exc: Exception, message: Any) -> bool:
         """A poison block is logged with its coordinates and skipped, never retried forever; a consumer error

@@ -27,7 +27,9 @@ def run() -> None:
         compile_model=opts.compile_model, compile_cache_dir=opts.compile_cache_dir,
     )
     store = RedisFeatureStore(redis.Redis.from_url(settings.redis.url), settings.redis.key_prefix)
-    loop = ScoreLoop(settings, holder, ScorerMetrics(REGISTRY))
+    metrics = ScorerMetrics(REGISTRY)
+    metrics.ready.set_function(lambda: float(holder.current is not None))  # read at scrape time, never stale
+    loop = ScoreLoop(settings, holder, metrics)
 
     @asynccontextmanager
     async def lifespan(_app):  # type: ignore[no-untyped-def]
@@ -40,6 +42,6 @@ def run() -> None:
         worker.join(timeout=60)
         watcher.join(timeout=5)
 
-    app = create_app(holder, store, top_k=opts.top_k, lifespan=lifespan)
+    app = create_app(holder, store, settings.access(), top_k=opts.top_k, lifespan=lifespan)
     uvicorn.run(app, host=opts.host, port=opts.port, log_config=None, access_log=False)
 

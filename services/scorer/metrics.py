@@ -15,3 +15,7 @@ class ScorerMetrics:
                                        registry=registry)
         self.model_version = Gauge("forewarn_scorer_model_version", "Version of the model serving now",
                                    registry=registry)
+        self.ready = Gauge("forewarn_scorer_ready", "1 while a champion is loaded (what /readyz says)",
+                           registry=registry)
+        self.consumer_lag = Gauge("forewarn_scorer_consumer_lag", "Feature blocks on the assigned partitions "
+                                  "of features.vectors not consumed yet", registry=registry)

@@ -168,8 +168,10 @@ class LiveView:
         """The monitor's latest window, in a few lines (its API: GET /v1/summary)."""
         import httpx
 
+        from forewarn.access import API_KEY_HEADER, DEV_ROLE_KEYS, Role  # the demo's monitor uses development keys
+
         try:
-            response = httpx.get(f"{url}/v1/summary", timeout=1.0)
+            response = httpx.get(f"{url}/v1/summary", timeout=1.0, headers={API_KEY_HEADER: DEV_ROLE_KEYS[Role.VIEWER]})
         except httpx.HTTPError:
             return
         if response.status_code != 200:
@@ -262,6 +264,7 @@ def run_demo(options: DemoOptions, console: Console) -> None:
     alerts_topic = settings.kafka.topic(topics.ALERTS)
     reader.subscribe([settings.kafka.topic(topics.RISK_SCORES), alerts_topic])
     began = time.monotonic()
+    began_at = time.time()  # the picture's time range (Prometheus speaks wall-clock time)
     try:
         with Live(view.render(receiver, 0), console=console, refresh_per_second=2) as live:
             while simulator.poll() is None:
@@ -285,8 +288,13 @@ def run_demo(options: DemoOptions, console: Console) -> None:
     console.print(f"metrics           /metrics on each service; Kafka {state['kafka'].address}, "
                   f"Redis {state['redis'].address}")
     console.print(f"MLflow UI         {state['mlflow'].address}   (drift reports: runs tagged kind=drift-report)")
+    console.print(f"Prometheus        {state['prometheus'].address}/targets   (rules and alerts: /alerts)")
     console.print(f"monitor API       {pipeline['monitor'].url}/v1/summary   (model health: drift, decay)")
     console.print("retraining        forewarn retrain --history   (why the model changed, run by run)")
     console.print(f"alerts received   {receiver.log_path}")
     console.print(f"service logs      {options.workdir / 'logs'}")
     console.print("stop everything   make down   (or: .venv/bin/forewarn stack down)")
+    from forewarn.observability_plot import plot_key_panels
+
+    picture = plot_key_panels(state["prometheus"].address, options.workdir / "key-panels.png", began_at, time.time())
+    console.print(f"key panels (PNG)  {picture}   (throughput, latency, alerts, drift from Prometheus)")

@@ -2,7 +2,8 @@
 
 Each service is ``python -m forewarn.cli run <name>`` with its settings in the environment, its output in
 a log file, and a port of its own; readiness is its ``/readyz``. Processes are started in their own
-session so a kill reaches the whole service, as a container runtime would.
+session so a kill reaches the whole service, as a container runtime would. While a process runs, a target
+file in the stack's Prometheus targets folder names its port, so the local Prometheus scrapes it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 import httpx
 
 from forewarn.errors import UserError
+from forewarn.stack import monitoring
 from forewarn.stack.process import free_port
 
 SERVICES = ("features", "scorer", "alerter", "ingest")  # the stream: started unless told otherwise
@@ -35,7 +37,7 @@ class ServiceProcess:
     proc: subprocess.Popen | None = None
     starts: int = 0
     service: str = ""  # the service it runs; its name when empty
-
+    targets_dir: Path | None = None  # Prometheus file discovery: a target file while it runs; None: none
 
     @property
     def url(self) -> str:
@@ -50,6 +52,9 @@ class ServiceProcess:
                 start_new_session=True,
             )
         self.starts += 1
+        if self.targets_dir is not None:
+            monitoring.write_target(self.targets_dir, name=self.name, service=self.service or self.name,
+                                    port=self.port, pid=self.proc.pid)
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -71,6 +76,8 @@ class ServiceProcess:
         raise UserError(f"{self.name} not ready after {timeout_s:.0f}s; last lines of {self.log_path}:\n{self.tail()}")
 
     def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 30.0) -> None:
+        if self.targets_dir is not None:
+            monitoring.remove_target(self.targets_dir, self.name, self.port)
         if not self.alive():
             return
         assert self.proc is not None
@@ -115,8 +122,14 @@ class LocalPipeline:
     ports: dict[str, int] = field(default_factory=dict)  # fixed ports wanted; others get a free one
     replicas: dict[str, int] = field(default_factory=dict)
     services: dict[str, ServiceProcess] = field(default_factory=dict)
+    # Where the local stack's Prometheus discovers targets; by default the stack's own (its settings).
+    targets_dir: Path | None = None
 
     def __post_init__(self) -> None:
+        if self.targets_dir is None:
+            from forewarn.stack.config import StackSettings
+
+            self.targets_dir = StackSettings().prometheus_targets_dir
         for service in EVERY_SERVICE:
             for name in self.instances(service):
                 port = self.ports.get(name) or free_port()
@@ -126,7 +139,8 @@ class LocalPipeline:
                     # faust keeps a folder per worker; two workers must not share one
                     base = env.get("FOREWARN_FEATURES__DATADIR", ".forewarn/faust")
                     env["FOREWARN_FEATURES__DATADIR"] = f"{base}-{name}"
-                self.services[name] = ServiceProcess(name, env, port, self.log_dir / f"{name}.log", service=service)
+                self.services[name] = ServiceProcess(name, env, port, self.log_dir / f"{name}.log", service=service,
+                                                     targets_dir=self.targets_dir)
 
     def instances(self, service: str) -> list[str]:
         """The process names of a service: its own name, then ``<name>-2``, ... for its replicas."""

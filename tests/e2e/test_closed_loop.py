@@ -78,7 +78,8 @@ class Feed:
 
 def _windows(url: str) -> list[dict]:
     try:
-        return list(httpx.get(f"{url}/v1/windows?limit=50", timeout=10).json())
+        viewer = {"X-API-Key": "forewarn-dev-viewer"}  # the pipeline's monitor runs with development keys
+        return list(httpx.get(f"{url}/v1/windows?limit=50", timeout=10, headers=viewer).json())
     except (httpx.HTTPError, ValueError):
         return []  # busy with a window, or not up yet: ask again
 

@@ -1,4 +1,5 @@
-"""The local stack is real: Kafka, Redis and MLflow answer as their own clients expect."""
+"""The local stack is real: Kafka, Redis and MLflow answer as their own clients expect; Prometheus and
+Alertmanager run beside them."""
 
 from __future__ import annotations
 
@@ -14,11 +15,12 @@ import pytest
 
 def test_status_reports_all_three_healthy(stack) -> None:
     state = stack.status_json()
-    assert set(state) >= {"kafka", "redis", "mlflow"}
+    assert set(state) >= {"kafka", "redis", "mlflow", "prometheus", "alertmanager"}
     for name, item in state.items():
         assert item["healthy"] is True, name
         assert isinstance(item["pid"], int)
         assert item["address"]
+        assert isinstance(item["rss_mb"], float) and item["rss_mb"] > 1, name
 
 
 def test_status_json_from_the_command_line(stack) -> None:
@@ -28,8 +30,25 @@ def test_status_json_from_the_command_line(stack) -> None:
     ).stdout
     state = json.loads(out)
     assert {name: item["healthy"] for name, item in state.items()} == {
-        "kafka": True, "redis": True, "mlflow": True
+        "kafka": True, "redis": True, "mlflow": True, "prometheus": True, "alertmanager": True
     }
+
+
+def test_prometheus_scrapes_the_stack_and_loads_the_rules_folder(stack) -> None:
+    import httpx
+
+    prometheus = stack.components["prometheus"].address
+    targets = httpx.get(f"{prometheus}/api/v1/targets", params={"state": "active"}, timeout=5).json()
+    health = {t["labels"]["job"]: t["health"] for t in targets["data"]["activeTargets"]
+              if t["labels"]["job"] in ("prometheus", "alertmanager")}
+    assert health == {"prometheus": "up", "alertmanager": "up"}
+    alertmanagers = httpx.get(f"{prometheus}/api/v1/alertmanagers", timeout=5).json()["data"]
+    assert [a["url"] for a in alertmanagers["activeAlertmanagers"]] == [
+        f"{stack.components['alertmanager'].address}/api/v2/alerts"
+    ]
+    loaded = httpx.get(f"{prometheus}/api/v1/status/config", timeout=5).json()["data"]["yaml"]
+    assert str(stack.settings.stack.prometheus_rules_dir.resolve() / "*.yml") in loaded
+    assert str(stack.settings.prometheus_targets_dir / "*.json") in loaded
 
 
 def test_up_twice_is_harmless(stack) -> None:
@@ -162,3 +181,25 @@ def test_mlflow_registers_lightgbm_and_loads_champion(stack, uid, tmp_path: Path
     assert client.get_model_version_by_alias(name, "champion").version == str(version)
     loaded = mlflow.lightgbm.load_model(f"models:/{name}@champion")
     np.testing.assert_allclose(loaded.predict(features), booster.predict(features))
+
+
+def test_alertmanager_config_with_webhook_and_slack_passes_amtool(tmp_path: Path) -> None:
+    import shutil
+
+    import yaml
+
+    from forewarn.stack import monitoring
+
+    config = monitoring.alertmanager_config(webhook_url="http://127.0.0.1:9/alerts",
+                                            slack_webhook_url="https://hooks.slack.com/services/T0/B0/x",
+                                            slack_channel="#forewarn-oncall")
+    path = tmp_path / "alertmanager.yml"
+    path.write_text(yaml.safe_dump(config))
+    amtool = shutil.which("amtool")
+    assert amtool, "amtool comes with prometheus-alertmanager: run 'make setup'"
+    result = subprocess.run([amtool, "check-config", str(path)], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout and "1 receivers" in result.stdout, result.stdout
+    routed = subprocess.run([amtool, "config", "routes", "test", f"--config.file={path}", "alertname=LagGrowing"],
+                            capture_output=True, text=True, timeout=30)
+    assert routed.stdout.strip() == "forewarn", routed.stdout + routed.stderr

@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import psutil
@@ -24,6 +25,8 @@ def _throwaway(tmp_path: Path, **ports: int) -> LocalStack:
         "kafka_controller_port": free_port(),
         "redis_port": free_port(),
         "mlflow_port": free_port(),
+        "prometheus_port": free_port(),
+        "alertmanager_port": free_port(),
         **ports,
     }
     settings = StackSettings(stack=StackOptions(**options))
@@ -44,12 +47,27 @@ def test_up_status_down_leaves_no_process(tmp_path: Path) -> None:
         assert all(item.healthy for item in state.values()), state
         pids = [item.pid for item in state.values()]
         assert all(isinstance(pid, int) for pid in pids)
+        assert _mlflow_scraped(state["prometheus"].address), "Prometheus does not scrape MLflow's /metrics"
     finally:
         stopped = stack.down()
-    assert sorted(stopped) == ["kafka", "mlflow", "redis"]
+    assert sorted(stopped) == ["alertmanager", "kafka", "mlflow", "prometheus", "redis"]
     assert not [pid for pid in pids if psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"]
     assert not any(item.healthy for item in stack.status().values())
     assert stack.down() == []
+
+
+def _mlflow_scraped(prometheus: str, timeout_s: float = 20.0) -> bool:
+    """True once Prometheus has MLflow's target up with ``mlflow_*`` series (first scrape within 5 s)."""
+    import httpx
+
+    query = 'count({job="mlflow", __name__=~"mlflow_.+"}) and on() up{job="mlflow"} == 1'
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        result = httpx.get(f"{prometheus}/api/v1/query", params={"query": query}, timeout=5).json()
+        if result["data"]["result"]:
+            return True
+        time.sleep(1)
+    return False
 
 
 def test_port_in_use_names_the_port_and_the_setting(tmp_path: Path) -> None:

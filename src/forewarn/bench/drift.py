@@ -263,8 +263,10 @@ def train_first_champion(console: Console, options: DriftBenchOptions, env: Mapp
 def get_json(url: str, timeout_s: float = 2.0) -> Any:
     import httpx
 
+    from forewarn.access import API_KEY_HEADER, DEV_ROLE_KEYS, Role  # the bench's services use development keys
+
     try:
-        response = httpx.get(url, timeout=timeout_s)
+        response = httpx.get(url, timeout=timeout_s, headers={API_KEY_HEADER: DEV_ROLE_KEYS[Role.VIEWER]})
     except httpx.HTTPError:
         return None
     if response.status_code != 200:

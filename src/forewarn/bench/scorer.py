@@ -155,7 +155,10 @@ def on_demand(requests: int, rounds: int, console: Console) -> dict[str, Any]:
     try:
         service.wait_ready(120)
         latencies = []
-        with httpx.Client(base_url=service.url, timeout=5) as http:
+        from forewarn.access import API_KEY_HEADER, DEV_ROLE_KEYS, Role  # the scorer runs with development keys
+
+        viewer = {API_KEY_HEADER: DEV_ROLE_KEYS[Role.VIEWER]}
+        with httpx.Client(base_url=service.url, timeout=5, headers=viewer) as http:
             for i in range(50):  # warm-up: connection, caches
                 http.get(f"/v1/machines/m{i}/risk").raise_for_status()
             console.print(f"on demand: {requests} sequential GET /v1/machines/{{id}}/risk")

@@ -1,4 +1,5 @@
-"""``forewarn evaluate``: model benchmarks on the real datasets (C-MAPSS, AI4I 2020).
+"""``forewarn evaluate``: model benchmarks on the real datasets (C-MAPSS, AI4I 2020), and ``evaluate model``:
+a registered version re-scored on its holdout with the gates of ``forewarn promote`` (dvc.yaml's last stage).
 
 Parse the options, run the benchmark from :mod:`forewarn.training.evaluate` with a progress bar, print
 a summary and write the figures as JSON. Training libraries are imported only when a command runs.
@@ -13,6 +14,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+
+from forewarn.errors import UserError
 
 DataDir = Annotated[
     Path,
@@ -115,12 +118,70 @@ def ai4i(
     _emit(result, [], json_path)
 
 
+def model(
+    train_metrics: Annotated[Path, typer.Option("--train-metrics", help="The --metrics-out file of 'forewarn train' "
+                                                "(names the registered version to evaluate).")],
+    json_path: JsonOut = None,
+    min_f1: Annotated[float, typer.Option(help="Holdout F1 floor (as 'forewarn promote').")] = 0.5,
+    max_fairness_gap: Annotated[float, typer.Option(help="Largest allowed gap between machine types.")] = 0.2,
+    max_calibration_error: Annotated[float, typer.Option(help="Largest allowed holdout ECE.")] = 0.1,
+) -> None:
+    """A registered version as the scorer loads it: re-score its bundle on its training run's holdout, compare
+    with what training recorded, and apply the gates of 'forewarn promote' (reports them; promotes nothing)."""
+    import os
+
+    from forewarn.settings import ForewarnSettings
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    trained = json.loads(train_metrics.read_text(encoding="utf-8"))
+    if not trained.get("version"):
+        raise UserError(f"{train_metrics} names no registered version: train with --register")
+    result = _evaluate_version(ForewarnSettings().mlflow.tracking_uri, trained["model"], str(trained["version"]),
+                               (min_f1, max_fairness_gap, max_calibration_error))
+    _emit(result, ["model", "version", "rescored_f1", "rescored_pr_auc", "rescored_brier", "reproduces_training",
+                   "gates_passed"], None)
+    for reason in result["gate_failures"]:
+        typer.echo(f"{'gate':>22}: fails: {reason}")
+    _emit(result, [], json_path)
+
+
+def _evaluate_version(tracking_uri: str, name: str, version: str, limits: tuple[float, float, float]
+                      ) -> dict[str, Any]:
+    import mlflow
+    from mlflow import MlflowClient
+
+    from forewarn.features import FEATURE_SET_VERSION
+    from forewarn.training.pipeline import DVC_MD5_TAG, HOLDOUT_ARTIFACT, require_mlflow
+    from forewarn.training.promote import GateLimits, gate_failures, rescore
+
+    require_mlflow(tracking_uri)
+    mlflow.set_tracking_uri(tracking_uri)
+    tags = dict(MlflowClient(tracking_uri).get_model_version(name, version).tags)
+    definition = mlflow.artifacts.load_dict(f"runs:/{tags['train_run_id']}/{HOLDOUT_ARTIFACT}")
+    scores, notes = rescore(tracking_uri, name, [version], {version: tags}, definition)
+    if scores is None:
+        raise UserError(f"version {version} of {name!r} could not be re-scored: {'; '.join(notes)}")
+    rescored = scores[version]
+    recorded = {key: float(tags[f"holdout_{key}"]) for key in ("f1", "pr_auc", "brier")}
+    failures = gate_failures(tags, GateLimits(*limits), FEATURE_SET_VERSION)
+    # The bundle the registry serves must give the figures training logged, to rounding.
+    reproduces = all(abs(getattr(rescored, key) - value) <= 1e-6 for key, value in recorded.items())
+    return {"model": name, "version": version, "train_run_id": tags["train_run_id"],
+            "dataset_dvc_md5": tags.get(DVC_MD5_TAG), "holdout_rows": int(definition["rows"]),
+            "rescored_f1": rescored.f1, "rescored_pr_auc": rescored.pr_auc, "rescored_brier": rescored.brier,
+            **{f"recorded_{key}": value for key, value in recorded.items()},
+            "reproduces_training": reproduces, "gates_passed": not failures, "gate_failures": failures,
+            "notes": notes}
+
+
 def register(app: typer.Typer) -> None:
     evaluate = typer.Typer(
         name="evaluate",
-        help="Benchmark the models on the real datasets (reads ../shared/data by default).",
+        help="Benchmark the models on the real datasets (cmapss, ai4i; reads ../shared/data by default), or "
+        "check a registered version on its holdout with the promotion gates (model).",
         no_args_is_help=True,
     )
     evaluate.command("cmapss")(cmapss)
     evaluate.command("ai4i")(ai4i)
+    evaluate.command("model")(model)
     app.add_typer(evaluate, name="evaluate")

@@ -28,6 +28,8 @@ _VERB_MODULES: tuple[str, ...] = (
     "forewarn.cli.retrain",
     "forewarn.cli.evaluate",
     "forewarn.cli.schemas",
+    "forewarn.cli.audit",
+    "forewarn.cli.keys",
 )
 
 

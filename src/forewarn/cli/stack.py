@@ -13,7 +13,9 @@ if TYPE_CHECKING:
 
 
 def register(app: typer.Typer) -> None:
-    stack_app = typer.Typer(help="Run the local Kafka, Redis and MLflow as background processes.")
+    stack_app = typer.Typer(
+        help="Run the local Kafka, Redis, MLflow, Prometheus and Alertmanager as background processes."
+    )
     app.add_typer(stack_app, name="stack")
 
     def _stack() -> LocalStack:
@@ -26,12 +28,15 @@ def register(app: typer.Typer) -> None:
 
     @stack_app.command()
     def install() -> None:
-        """Fetch the Kafka jars (Maven Central) and install redis-server if missing. Idempotent."""
+        """Fetch the Kafka jars (Maven Central); install redis-server, prometheus and
+        prometheus-alertmanager (apt) if missing. Idempotent."""
         _stack().install()
 
     @stack_app.command()
     def up() -> None:
-        """Start Kafka (KRaft), Redis and MLflow, wait until each is ready, and create the topics."""
+        """Start Kafka (KRaft), Redis, MLflow, Prometheus and Alertmanager, wait until each is ready, and
+        create the topics. What already runs is left running (Prometheus and Alertmanager reload their
+        regenerated configs)."""
         begun = time.monotonic()
         stack = _stack()
         stack.up()
@@ -46,7 +51,7 @@ def register(app: typer.Typer) -> None:
 
     @stack_app.command()
     def status(as_json: bool = typer.Option(False, "--json", help="Print one JSON object.")) -> None:
-        """Health, address and PID of each component. Exit status 1 when any is unhealthy."""
+        """Health, address, PID and resident memory of each component. Exit status 1 when any is unhealthy."""
         state = _stack().status_json()
         if as_json:
             typer.echo(json.dumps(state))
@@ -60,8 +65,9 @@ def _print_status(state: dict[str, dict[str, object]]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("component", "healthy", "address", "pid", "log")
+    table = Table("component", "healthy", "address", "pid", "memory", "log")
     for name, item in state.items():
         healthy = "[green]yes[/green]" if item["healthy"] else "[red]no[/red]"
-        table.add_row(name, healthy, str(item["address"]), str(item["pid"] or "-"), str(item["log"]))
+        memory = "-" if item.get("rss_mb") is None else f"{item['rss_mb']:.0f} MB"
+        table.add_row(name, healthy, str(item["address"]), str(item["pid"] or "-"), memory, str(item["log"]))
     Console().print(table)

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import math
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from forewarn.training.pipeline import TrainConfig, TrainResult
 
 
 @contextmanager
@@ -46,13 +51,18 @@ def register(app: typer.Typer) -> None:
                                                                 "host).")] = 1,
         config: Annotated[str | None, typer.Option(help="Asset config the features service runs (default: settings).")
                           ] = None,
+        metrics_out: Annotated[Path | None, typer.Option("--metrics-out", help="Also write the run, version and "
+                                                         "holdout metrics to this JSON file (dvc.yaml's metrics).")
+                               ] = None,
+        dvc_lock: Annotated[Path | None, typer.Option("--dvc-lock", help="dvc.lock that built --data: its DVC hash "
+                                                      "is logged as the run tag 'dataset.dvc_md5'.")] = None,
     ) -> None:
         """Train LightGBM, Random Forest (and an LSTM when torch is installed), tuned by Optuna on grouped,
         time-aware folds; log everything to MLflow and register the calibrated LightGBM bundle."""
         import optuna
 
         from forewarn.settings import ForewarnSettings
-        from forewarn.training.pipeline import TrainConfig, run_training
+        from forewarn.training.pipeline import TrainConfig, dvc_dataset_md5, run_training
 
         os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -61,7 +71,8 @@ def register(app: typer.Typer) -> None:
         base = TrainConfig.quick_config(data) if quick else TrainConfig(data=data)
         cfg = replace(base, experiment=experiment, trials=trials or base.trials, seed=seed, label=horizon_label,
                       fairness_limit=fairness_limit, register=do_register, max_rows=max_rows or base.max_rows,
-                      horizon=horizon, asset_config=config, num_threads=threads)
+                      horizon=horizon, asset_config=config, num_threads=threads,
+                      dataset_dvc_md5=dvc_dataset_md5(data, dvc_lock) if dvc_lock else None)
         with _progress("train") as step:
             result = run_training(cfg, tracking_uri=settings.mlflow.tracking_uri,
                                   model_name=settings.mlflow.model_name, step=step)
@@ -76,3 +87,15 @@ def register(app: typer.Typer) -> None:
         where = (f"registered {settings.mlflow.model_name} version {result.version}" if result.version
                  else "not registered")
         typer.echo(f"run {result.run_id} (experiment {cfg.experiment}); {where}")
+        if metrics_out is not None:
+            _write_metrics(metrics_out, result, cfg, settings.mlflow.model_name)
+
+
+def _write_metrics(path: Path, result: TrainResult, cfg: TrainConfig, model_name: str) -> None:
+    """What `forewarn evaluate model` and `dvc metrics show` read: which model, on which data, how good."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    document = {"run_id": result.run_id, "experiment": cfg.experiment, "model": model_name,
+                "version": result.version, "data_hash": result.holdout.get("data_hash"),
+                "dataset_dvc_md5": cfg.dataset_dvc_md5, "fairness_gate_passed": result.fairness.passed,
+                "metrics": {k: v for k, v in sorted(result.metrics.items()) if math.isfinite(v)}}
+    path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")

@@ -1,7 +1,10 @@
-"""The three real components of the local stack: how each is started and how we know it is ready.
+"""The real components of the local stack: how each is started and how we know it is ready.
 
 Ready means usable, not merely listening: Kafka answers an admin metadata request, Redis answers PING,
-MLflow answers ``/health``.
+MLflow answers ``/health``, Prometheus answers ``/-/ready`` and scrapes itself and Alertmanager as up
+(its scrape and alert paths work), Alertmanager answers ``/-/ready``. MLflow's and the services' targets
+are scraped and can be alerted on, but MLflow has its own health and the services come and go, so they are
+not part of Prometheus' readiness.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from pathlib import Path
 import httpx
 
 from forewarn.errors import UserError
+from forewarn.stack import monitoring
 from forewarn.stack.config import StackSettings
 from forewarn.stack.process import ProcessTracker
 
@@ -45,8 +49,15 @@ class Component(ABC):
     @abstractmethod
     def argv(self) -> list[str]: ...
 
+    def env(self) -> dict[str, str]:
+        """Environment added to ours for the process."""
+        return {}
+
     def prepare(self) -> None:  # noqa: B027 - optional hook, most components need nothing
         """Create folders and one-time state before the first start."""
+
+    def reload(self) -> None:  # noqa: B027 - optional hook, most components read their config once
+        """Apply a regenerated config to the running process (``stack up`` when it is already running)."""
 
     @abstractmethod
     def is_ready(self) -> bool: ...
@@ -216,8 +227,15 @@ class Mlflow(Component):
     def address(self) -> str:
         return f"http://{self.opts.host}:{self.port}"
 
+    @property
+    def metrics_dir(self) -> Path:
+        return self.data_dir / "prometheus-metrics"
+
     def prepare(self) -> None:
         (self.data_dir / "artifacts").mkdir(parents=True, exist_ok=True)
+        # The exporter's multiprocess files describe the workers of one run: a new run starts from none.
+        shutil.rmtree(self.metrics_dir, ignore_errors=True)
+        self.metrics_dir.mkdir(parents=True)
 
     def argv(self) -> list[str]:
         return [
@@ -228,7 +246,14 @@ class Mlflow(Component):
             "--port", str(self.port),
             # The default starts several workers (GBs of memory); one is plenty locally.
             "--workers", "1",
+            # /metrics (mlflow_http_request_*), scraped by the stack's Prometheus.
+            "--expose-prometheus", str(self.metrics_dir),
         ]
+
+    def env(self) -> dict[str, str]:
+        # The project runs no MLflow jobs (GenAI judges, trace rollups): without this the server starts a
+        # pool of huey job consumers beside the tracking server, each a full MLflow import.
+        return {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
 
     def is_ready(self) -> bool:
         try:
@@ -237,4 +262,146 @@ class Mlflow(Component):
             return False
 
 
-COMPONENT_TYPES: tuple[type[Component], ...] = (Kafka, Redis, Mlflow)
+def _binary(name: str, package: str) -> str:
+    found = shutil.which(name)
+    if found is None:
+        raise UserError(f"{name} is missing. Run 'make setup', or: apt-get install -y {package}")
+    return found
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _write_yaml(path: Path, document: dict[str, object]) -> None:
+    import yaml
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(yaml.safe_dump(document, sort_keys=False))
+    partial.replace(path)
+
+
+class Prometheus(Component):
+    name = "prometheus"
+    port_setting = "FOREWARN_STACK__PROMETHEUS_PORT"
+
+    @property
+    def port(self) -> int:
+        return self.opts.prometheus_port
+
+    @property
+    def address(self) -> str:
+        return f"http://{self.opts.host}:{self.port}"
+
+    @property
+    def config_path(self) -> Path:
+        return self.data_dir / "prometheus.yml"
+
+    def config(self) -> dict[str, object]:
+        return monitoring.prometheus_config(
+            host=self.opts.host,
+            prometheus_port=self.port,
+            alertmanager_port=self.opts.alertmanager_port,
+            targets_dir=self.settings.prometheus_targets_dir,
+            rules_dir=self.opts.prometheus_rules_dir.resolve(),
+            scrape_interval_s=self.opts.scrape_interval_s,
+            static_jobs={"mlflow": f"{self.opts.host}:{self.opts.mlflow_port}"},
+        )
+
+    def prepare(self) -> None:
+        self.settings.prometheus_targets_dir.mkdir(parents=True, exist_ok=True)
+        (self.data_dir / "data").mkdir(parents=True, exist_ok=True)
+        monitoring.remove_stale_targets(self.settings.prometheus_targets_dir)
+        _write_yaml(self.config_path, self.config())
+
+    def reload(self) -> None:
+        self.prepare()
+        try:
+            httpx.post(f"{self.address}/-/reload", timeout=10).raise_for_status()
+        except httpx.HTTPError as exc:
+            raise UserError(
+                f"Prometheus did not take its regenerated config ({exc}); check the rule files in "
+                f"{self.opts.prometheus_rules_dir} with: promtool check rules <file>. Its log: "
+                f"{self.tracker.log_file(self.name)}"
+            ) from exc
+
+    def argv(self) -> list[str]:
+        return [
+            _binary("prometheus", "prometheus"),
+            f"--config.file={self.config_path}",
+            f"--storage.tsdb.path={self.data_dir / 'data'}",
+            f"--storage.tsdb.retention.time={self.opts.prometheus_retention}",
+            f"--web.listen-address={self.opts.host}:{self.port}",
+            # POST /-/reload: `stack up` applies new rule files without a restart.
+            "--web.enable-lifecycle",
+        ]
+
+    def is_ready(self) -> bool:
+        if not _http_ok(f"{self.address}/-/ready"):
+            return False
+        try:
+            response = httpx.get(f"{self.address}/api/v1/targets", params={"state": "active"}, timeout=2)
+            targets = response.json()["data"]["activeTargets"]
+        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            return False
+        wanted = monitoring.READINESS_JOBS
+        health = {t["labels"].get("job"): t.get("health") for t in targets if t["labels"].get("job") in wanted}
+        return set(health) == wanted and all(state == "up" for state in health.values())
+
+
+class Alertmanager(Component):
+    name = "alertmanager"
+    port_setting = "FOREWARN_STACK__ALERTMANAGER_PORT"
+
+    @property
+    def port(self) -> int:
+        return self.opts.alertmanager_port
+
+    @property
+    def address(self) -> str:
+        return f"http://{self.opts.host}:{self.port}"
+
+    @property
+    def config_path(self) -> Path:
+        return self.data_dir / "alertmanager.yml"
+
+    def config(self) -> dict[str, object]:
+        slack = self.opts.alert_slack_webhook_url
+        return monitoring.alertmanager_config(
+            webhook_url=self.opts.alert_webhook_url,
+            slack_webhook_url=slack.get_secret_value() if slack else None,
+            slack_channel=self.opts.alert_slack_channel,
+        )
+
+    def prepare(self) -> None:
+        (self.data_dir / "data").mkdir(parents=True, exist_ok=True)
+        _write_yaml(self.config_path, self.config())
+        self.config_path.chmod(0o600)  # it may hold the Slack webhook URL, a secret
+
+    def reload(self) -> None:
+        self.prepare()
+        try:
+            httpx.post(f"{self.address}/-/reload", timeout=10).raise_for_status()
+        except httpx.HTTPError as exc:
+            raise UserError(f"Alertmanager did not take its regenerated config ({exc}); see "
+                            f"{self.tracker.log_file(self.name)}") from exc
+
+    def argv(self) -> list[str]:
+        return [
+            _binary("prometheus-alertmanager", "prometheus-alertmanager"),
+            f"--config.file={self.config_path}",
+            f"--storage.path={self.data_dir / 'data'}",
+            f"--web.listen-address={self.opts.host}:{self.port}",
+            # One instance: no gossip cluster, so nothing listens on the cluster port (0.0.0.0:9094 by default).
+            "--cluster.listen-address=",
+        ]
+
+    def is_ready(self) -> bool:
+        return _http_ok(f"{self.address}/-/ready")
+
+
+COMPONENT_TYPES: tuple[type[Component], ...] = (Kafka, Redis, Mlflow, Alertmanager, Prometheus)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 
 from forewarn.settings import (
     DEFAULT_KAFKA_CONTROLLER_PORT,
@@ -17,6 +17,11 @@ from forewarn.settings import (
     DEFAULT_REDIS_PORT,
     ForewarnSettings,
 )
+
+# Prometheus' and Alertmanager's usual ports (9090, 9093) moved up like the others; 19093 is Kafka's
+# controller, so Alertmanager takes the next one.
+DEFAULT_PROMETHEUS_PORT = 19090
+DEFAULT_ALERTMANAGER_PORT = 19094
 
 KAFKA_VERSION = "4.1.1"
 # Must equal the installed pyspark version (pyproject pins pyspark==4.2.0).
@@ -41,6 +46,22 @@ class StackOptions(BaseModel):
     kafka_controller_port: int = Field(DEFAULT_KAFKA_CONTROLLER_PORT, ge=1, le=65535)
     redis_port: int = Field(DEFAULT_REDIS_PORT, ge=1, le=65535)
     mlflow_port: int = Field(DEFAULT_MLFLOW_PORT, ge=1, le=65535)
+    prometheus_port: int = Field(DEFAULT_PROMETHEUS_PORT, ge=1, le=65535)
+    alertmanager_port: int = Field(DEFAULT_ALERTMANAGER_PORT, ge=1, le=65535)
+    scrape_interval_s: int = Field(
+        5, ge=1, le=300, description="How often Prometheus scrapes (short locally, so a change shows at once)."
+    )
+    prometheus_retention: str = Field("3d", description="How long the local Prometheus keeps samples.")
+    prometheus_rules_dir: Path = Field(
+        Path("deploy/prometheus/rules"), description="Every *.yml here is a Prometheus rule file (relative to the cwd)."
+    )
+    alert_webhook_url: str | None = Field(
+        None, description="Alertmanager posts alerts here (its webhook format); with no Slack either, it drops them."
+    )
+    alert_slack_webhook_url: SecretStr | None = Field(
+        None, description="Alertmanager posts alerts to this Slack webhook."
+    )
+    alert_slack_channel: str = Field("#forewarn-oncall", description="Slack channel of Alertmanager's messages.")
     kafka_version: str = Field(KAFKA_VERSION, description="org.apache.kafka:kafka_2.13 version from Maven.")
     kafka_heap: str = Field("768m", description="Broker JVM heap (-Xmx).")
     start_timeout_s: float = Field(120.0, gt=0, description="How long `up` waits for each component.")
@@ -52,6 +73,11 @@ class StackSettings(ForewarnSettings):
     @property
     def state_dir(self) -> Path:
         return self.stack.state_dir.resolve()
+
+    @property
+    def prometheus_targets_dir(self) -> Path:
+        """Where the local runner writes one JSON file per running service (Prometheus file discovery)."""
+        return self.state_dir / "prometheus" / "targets"
 
     @property
     def kafka_libs_dir(self) -> Path:

@@ -1,6 +1,7 @@
-"""One-time installs: Kafka broker jars from Maven Central (through ``mvn``) and ``redis-server`` (apt).
+"""One-time installs: Kafka broker jars from Maven Central (through ``mvn``); ``redis-server``,
+``prometheus`` and ``prometheus-alertmanager`` from Debian (apt).
 
-Both are idempotent: a completed jar folder has a marker file, and apt runs only when redis-server is
+All are idempotent: a completed jar folder has a marker file, and apt runs only when a program is
 missing. Every failure says what to install or fix.
 """
 
@@ -119,25 +120,30 @@ def _java_major(version_text: str) -> int | None:
 
 def ensure_redis_server(report: Report) -> str:
     """Path of redis-server, installing Debian's package when it is missing and we may."""
-    found = shutil.which("redis-server")
+    return ensure_apt_binary("redis-server", "redis-server", report)
+
+
+def ensure_apt_binary(binary: str, package: str, report: Report) -> str:
+    """Path of ``binary``, installing the Debian ``package`` that ships it when it is missing and we may."""
+    found = shutil.which(binary)
     if found:
         return found
     apt = shutil.which("apt-get")
     if apt is None or os.geteuid() != 0:
         raise UserError(
-            "redis-server is missing. Install it (Debian/Ubuntu: sudo apt-get install -y redis-server) "
+            f"{binary} is missing. Install it (Debian/Ubuntu: sudo apt-get install -y {package}) "
             "and run 'make setup' again."
         )
-    report("installing redis-server with apt-get")
+    report(f"installing {package} with apt-get")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for argv in ([apt, "update", "-qq"], [apt, "install", "-y", "-qq", "redis-server"]):
+    for argv in ([apt, "update", "-qq"], [apt, "install", "-y", "-qq", package]):
         result = subprocess.run(argv, capture_output=True, text=True, env=env, check=False, timeout=900)
         if result.returncode != 0:
             raise UserError(
-                f"'{' '.join(argv)}' failed; install redis-server by hand and run 'make setup' again.\n"
+                f"'{' '.join(argv)}' failed; install {package} by hand and run 'make setup' again.\n"
                 + (result.stderr or result.stdout)[-1500:]
             )
-    found = shutil.which("redis-server") or "/usr/bin/redis-server"
+    found = shutil.which(binary) or f"/usr/bin/{binary}"
     if not Path(found).exists():
-        raise UserError("apt-get reported success but redis-server is still missing; install it by hand.")
+        raise UserError(f"apt-get reported success but {binary} is still missing; install {package} by hand.")
     return found

@@ -16,13 +16,14 @@ from forewarn.errors import UserError
 from forewarn.stack.components import COMPONENT_TYPES, Component
 from forewarn.stack.config import StackSettings
 from forewarn.stack.install import (
+    ensure_apt_binary,
     ensure_java,
     ensure_redis_server,
     fetch_maven_jars,
     kafka_artifacts,
     spark_kafka_artifacts,
 )
-from forewarn.stack.process import ProcessTracker, port_in_use
+from forewarn.stack.process import ProcessTracker, port_in_use, tree_rss_bytes
 
 Report = Callable[[str], None]
 
@@ -33,6 +34,7 @@ class ComponentStatus:
     address: str
     pid: int | None
     log: str
+    rss_mb: float | None = None  # resident memory of the process and its children
 
 
 class LocalStack:
@@ -51,29 +53,34 @@ class LocalStack:
         )
         fetch_maven_jars(spark_kafka_artifacts(), self.settings.spark_kafka_libs_dir, self.report)
         ensure_redis_server(self.report)
+        ensure_apt_binary("prometheus", "prometheus", self.report)
+        ensure_apt_binary("prometheus-alertmanager", "prometheus-alertmanager", self.report)
 
     def up(self) -> dict[str, ComponentStatus]:
         """Start what is not running, wait until everything is ready, create the topics. Idempotent."""
         started: list[Component] = []
         for component in self.components.values():
             if self.tracker.record(component.name) is not None:
+                component.reload()
                 self.report(f"{component.name}: already running")
                 continue
             self._check_ports_free(component)
             component.prepare()
-            record = self.tracker.start(component.name, component.argv(), cwd=self.settings.state_dir)
+            record = self.tracker.start(component.name, component.argv(), cwd=self.settings.state_dir,
+                                        env=component.env())
             self.report(f"{component.name}: started (pid {record.pid}), log {record.log_path}")
             started.append(component)
         with ThreadPoolExecutor(len(self.components)) as pool:
             list(pool.map(self._wait_ready, self.components.values()))
+        self.ensure_topics([topics.AUDIT], config=topics.AUDIT_CONFIG)  # first: audit records are kept forever
         self.ensure_topics(topics.ALL)
         return self.status()
 
     def down(self) -> list[str]:
         """Stop only the processes ``up`` started (by PID file); returns the names stopped."""
         stopped = []
-        # MLflow and Redis first: Kafka takes longest to shut down cleanly.
-        for name in ("mlflow", "redis", "kafka"):
+        # Kafka last: it takes longest to shut down cleanly.
+        for name in ("prometheus", "alertmanager", "mlflow", "redis", "kafka"):
             if self.tracker.stop(name):
                 stopped.append(name)
                 self.report(f"{name}: stopped")
@@ -83,11 +90,13 @@ class LocalStack:
         result = {}
         for name, component in self.components.items():
             record = self.tracker.record(name)
+            rss = tree_rss_bytes(record.pid) if record else None
             result[name] = ComponentStatus(
                 healthy=record is not None and component.is_ready(),
                 address=component.address,
                 pid=record.pid if record else None,
                 log=str(self.tracker.log_file(name)),
+                rss_mb=round(rss / 2**20, 1) if rss is not None else None,
             )
         return result
 

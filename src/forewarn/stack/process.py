@@ -126,3 +126,20 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def tree_rss_bytes(pid: int) -> int | None:
+    """Resident memory of a process and all its descendants (MLflow runs children of its own), summed:
+    pages they share count once per process, so this is an upper bound."""
+    try:
+        root = psutil.Process(pid)
+        processes = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return None
+    total = 0
+    for proc in processes:
+        try:
+            total += proc.memory_info().rss
+        except psutil.Error:
+            continue
+    return total

@@ -47,6 +47,7 @@ LABEL = "failure_within_horizon"
 RUL_LABEL = "rul"
 TTF = "time_to_failure_ms"
 HOLDOUT_ARTIFACT = "holdout.json"
+DVC_MD5_TAG = "dataset.dvc_md5"
 ID_COLUMNS = ("machine_id", "machine_type", "ts")
 
 # step(message, done, total): called after each unit of work (the CLI draws a bar from it).
@@ -80,6 +81,9 @@ class TrainConfig:
     max_rows: int = 200_000  # larger sets are thinned evenly per machine (every k-th row)
     horizon: str | None = None  # default: the build's horizon from the manifest
     asset_config: str | None = None  # default: settings.asset_config (what the features service runs)
+    # The training set's DVC hash (its `.dir` md5 in dvc.lock, see dvc_dataset_md5) when DVC built it,
+    # logged as the run and version tag DVC_MD5_TAG: the model names a data version `dvc pull` can restore.
+    dataset_dvc_md5: str | None = None
 
     @classmethod
     def quick_config(cls, data: Path, **overrides: Any) -> TrainConfig:
@@ -119,6 +123,38 @@ def _locate(data: Path) -> tuple[Path, dict[str, Any]]:
         if dataset.is_dir() and any(dataset.rglob("*.parquet")):
             return dataset, json.loads(manifest.read_text(encoding="utf-8")) if manifest.is_file() else {}
     raise UserError(f"no training set in {data}; build one with 'forewarn etl build --out {data}'")
+
+
+def dvc_dataset_md5(data: Path, lock: Path) -> str:
+    """The DVC hash (``<md5>.dir``) that ``lock`` (a dvc.lock) records for the training set in ``data``.
+
+    Trusted only when the lock describes this very build: the stage that outputs the dataset also records
+    the manifest written beside it, and that md5 must match the manifest now (the manifest holds the rows'
+    content hash, so a rebuild outside DVC changes it and the lock's hash would name other data)."""
+    import yaml
+
+    dataset, _ = _locate(data)
+    data = Path(data)
+    manifests = [p for p in (data / "manifest.json", data.parent / "manifest.json") if p.is_file()]
+    try:
+        stages = yaml.safe_load(Path(lock).read_text(encoding="utf-8"))["stages"]
+        root = Path(lock).resolve().parent
+        for name, stage in stages.items():
+            outs = {(root / out["path"]).resolve(): out for out in stage.get("outs", [])}
+            if dataset.resolve() not in outs:
+                continue
+            recorded = [(m, outs[m.resolve()]) for m in manifests if m.resolve() in outs]
+            # DVC names a file by the md5 of its bytes: a content address, not a security measure.
+            now = hashlib.md5(recorded[0][0].read_bytes(), usedforsecurity=False).hexdigest() if recorded else None
+            if not recorded or recorded[0][1].get("md5") != now:
+                raise UserError(f"{lock} (stage {name!r}) does not describe the training set in {data}: it was "
+                                f"rebuilt outside DVC; rebuild it with 'dvc repro {name}' or leave out --dvc-lock")
+            return str(outs[dataset.resolve()]["md5"])
+    except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError) as exc:
+        raise UserError(f"cannot read the DVC lock file {lock} ({exc!r}): run 'dvc repro' first or leave out "
+                        "--dvc-lock") from exc
+    raise UserError(f"no stage in {lock} outputs {dataset}: build the training set with 'dvc repro' or leave out "
+                    "--dvc-lock")
 
 
 def _frame_hash(frame: pd.DataFrame) -> str:
@@ -445,7 +481,8 @@ def run_training(config: TrainConfig, *, tracking_uri: str, model_name: str,
     with mlflow.start_run(run_name=f"train-seed{config.seed}-{ts.data_hash.split(':')[-1][:8]}") as parent:
         mlflow.set_tags({"kind": "train", "data_hash": ts.data_hash, "rows_hash": ts.rows_hash,
                          "feature_set_version": FEATURE_SET_VERSION, "label": ts.label,
-                         "horizon": str(ts.horizon), "quick": str(config.quick)})
+                         "horizon": str(ts.horizon), "quick": str(config.quick),
+                         **({DVC_MD5_TAG: config.dataset_dvc_md5} if config.dataset_dvc_md5 else {})})
         mlflow.log_params({"seed": config.seed, "trials": config.trials, "candidates": ",".join(config.candidates),
                            "holdout_splits": definition["splitter"]["n_splits"], "cv_splits": config.cv_splits,
                            "num_threads": config.num_threads, "max_rows": config.max_rows,
@@ -497,7 +534,7 @@ def run_training(config: TrainConfig, *, tracking_uri: str, model_name: str,
                           "holdout": r.holdout, "oof_calibrated": r.oof_calibrated}
                    for name, r in results.items()}
         mlflow.log_dict(summary, "candidates.json")
-        _log_reference(ts, dev_rows, served, config)
+        _log_reference(ts, served, config)
         version = None
         if config.register:
             version = _register(served, rul[0] if rul else None, model_name, tracking_uri, ts, metrics, fairness,
@@ -518,6 +555,12 @@ def run_training(config: TrainConfig, *, tracking_uri: str, model_name: str,
                            f"{fairness.largest_gap:.4f}; data {ts.data_hash}. Model card: model_card.md of run "
                            f"{parent.info.run_id}.")
             MlflowClient(tracking_uri).update_model_version(model_name, version, description=description)
+    from forewarn.audit import actions as audit  # the run and its registration go on the audit trail
+
+    audit.training_run(audit.default_trail(), audit.default_actor(), run_id=parent.info.run_id,
+                       experiment=config.experiment, model=model_name, version=version, data_hash=ts.data_hash,
+                       rows_hash=ts.rows_hash, data_dir=ts.source, metrics=metrics,
+                       extra={DVC_MD5_TAG: config.dataset_dvc_md5} if config.dataset_dvc_md5 else None)
     return TrainResult(run_id=parent.info.run_id, experiment=experiment.experiment_id, version=version,
                        served=LIGHTGBM, cv_winner=cv_winner, metrics=metrics, fairness=fairness,
                        candidates=summary, notes=notes, card=card, holdout=definition)
@@ -544,7 +587,7 @@ def _log_best(candidate: Candidate, result: CandidateResult, names: list[str], h
         candidate.log_model(result.model)
 
 
-def _log_reference(ts: TrainingSet, dev_rows: np.ndarray, served: CandidateResult, config: TrainConfig) -> None:
+def _log_reference(ts: TrainingSet, served: CandidateResult, config: TrainConfig) -> None:
     """The monitor's reference (forewarn.monitoring.reference), stored with the run the version points at."""
     from forewarn.assets import load_asset_config
     from forewarn.monitoring.reference import build_reference, log_reference, monitored_features
@@ -552,11 +595,17 @@ def _log_reference(ts: TrainingSet, dev_rows: np.ndarray, served: CandidateResul
 
     assets = load_asset_config(config.asset_config or ForewarnSettings().asset_config)
     holdout = {k: v for k, v in served.holdout.items() if isinstance(v, int | float)}
-    # Healthy rows only (no failure within the horizon): the monitor leaves machines the model calls at risk
-    # out of its windows, so both sides describe the plant at work, not its failures.
-    fitted = ts.frame.iloc[dev_rows]
+    # Every machine over the whole training period, not the development rows: those leave the holdout's
+    # machines out, and a live window holds the whole fleet, so a reference of part of it differs from every
+    # clean window by the machines missing (measured: pump rotational_speed 10m mean, 1818 rpm over the
+    # development rows against 1797 over the fleet, a clean live week 1.3x above that reference's threshold
+    # in 80% of its hours; over the fleet, no clean hour above 0.9x of any threshold). The reference selects
+    # nothing, so the holdout rows leak nothing into the model. Healthy rows only (no failure within the
+    # horizon): the monitor leaves machines the model calls at risk out of its windows, so both sides
+    # describe the plant at work, not its failures.
+    frame = ts.frame
     reference = build_reference(
-        fitted[fitted[ts.label] == 0], holdout_prob=served.holdout_prob,
+        frame[frame[ts.label] == 0], holdout_prob=served.holdout_prob,
         holdout={**holdout, "threshold": served.threshold},
         features_by_type={t: monitored_features(assets.machine_types[t]) for t in ts.machine_types},
         horizon=ts.horizon, data_hash=ts.data_hash, seed=config.seed)
@@ -576,6 +625,7 @@ def version_tags(metrics: dict[str, float], fairness: FairnessReport, ts: Traini
         "horizon": str(ts.horizon), "label": ts.label, "seed": str(config.seed), "train_run_id": run_id,
         "holdout_artifact": HOLDOUT_ARTIFACT, "cv_winner": cv_winner, "served_candidate": LIGHTGBM,
         "machine_types": ",".join(ts.machine_types),
+        **({DVC_MD5_TAG: config.dataset_dvc_md5} if config.dataset_dvc_md5 else {}),
     }
 
 
