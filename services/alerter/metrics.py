@@ -46,6 +46,12 @@ class AlerterMetrics:
         self.feedback = Counter(
             "forewarn_alerter_feedback_total", "Operator feedback accepted, by kind.", ["kind"], registry=registry,
         )
+        # A trigger's score carries its reading's event time: for a live plant this is reading -> alert
+        # published (device clock to here); the policy's pending time is not in it (the trigger's own score is).
+        self.reading_to_alert = Histogram(
+            "forewarn_alerter_reading_to_alert_seconds",
+            "Now minus the event time of the score that triggered an alert, when the alert is published.",
+            buckets=(0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0, 86400.0), registry=registry)
         self.batch_seconds = Histogram(
             "forewarn_alerter_batch_seconds",
             "Time to apply one consumed batch (state, outbox, alerts topic, commit).", registry=registry,

@@ -119,6 +119,8 @@ class AlertService:
             if message.topic == self.topics.alerts:
                 event = AlertEvent.model_validate_json(message.value)
                 self.metrics.transitions.labels(event.action, event.machine_type).inc()
+                if event.action == "trigger":
+                    self.metrics.reading_to_alert.observe(max(0.0, (self.clock_ms() - event.ts) / 1000.0))
                 log.info("alert %s", event.action, extra={"fields": {
                     "alert_id": event.alert_id, "dedup_key": event.dedup_key, "state": event.state,
                     "reason": event.reason}})

@@ -123,6 +123,8 @@ class ScoreLoop:
             for value in scores_wire.envelopes(scores.payloads()):
                 delivery.produce(self.out_topic, value, partition=block.partition % out_partitions)
             scored += len(scores)
+            if len(block.value.ts):
+                self.metrics.reading_age.observe(max(0.0, time.time() - float(block.value.ts.min()) / 1000.0))
         self.metrics.scored.labels(bundle.version).inc(scored)
         self.metrics.model_version.set(float(bundle.version) if bundle.version.isdigit() else 0)
         return delivery

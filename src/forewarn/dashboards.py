@@ -3,8 +3,9 @@
 and of the panels the demo renders to a PNG from Prometheus (:mod:`forewarn.observability_plot`).
 
 Every expression uses only metrics a service exports; tests/integration/test_metric_references.py scrapes
-the running services and fails on any other. No histogram measures reading -> score end to end, so latency
-is shown per stage (ingest request, features / scorer / alerter batch, notifier call).
+the running services and fails on any other. Latency is shown end to end (reading -> score and reading ->
+alert, from the readings' event time, so on a live plant's clocks) and per stage (ingest request, features /
+scorer / alerter batch, notifier call).
 
 Regenerate after a change: ``python -m forewarn.dashboards``.
 """
@@ -83,6 +84,11 @@ ROWS: tuple[Row, ...] = (
         ), unit="reqps", description="503 means Kafka did not confirm the readings."),
     )),
     Row("Latency", (
+        Panel("end_to_end", "Reading -> score and reading -> alert (p50 / p99)", (
+            *_quantiles("forewarn_scorer_reading_age_seconds", "reading -> score (oldest of a block)"),
+            *_quantiles("forewarn_alerter_reading_to_alert_seconds", "reading -> alert published"),
+        ), unit="s", width=24, description="From the reading's event time (the plant's clock) to the score and to "
+                                           "the triggered alert on Kafka. A replay or backfill shows its data's age."),
         Panel("latency", "Latency per stage (p50 / p99)", (
             *_quantiles("forewarn_ingest_request_duration_seconds", "ingest request"),
             *_quantiles("forewarn_features_batch_seconds", "features batch"),

@@ -75,7 +75,8 @@ def test_scores_every_vector_once_and_hot_swaps(stack, uid) -> None:
     client.set_registered_model_alias(name, "champion", v1)
 
     holder = ModelHolder.from_registry(tracking, name, "champion", num_threads=1)
-    loop = ScoreLoop(settings, holder, ScorerMetrics(CollectorRegistry()))
+    registry = CollectorRegistry()
+    loop = ScoreLoop(settings, holder, ScorerMetrics(registry))
     watcher = holder.watch(loop.stop, settings.scorer.model_poll_s)
     worker = threading.Thread(target=loop.run, daemon=True)
     worker.start()
@@ -104,3 +105,9 @@ def test_scores_every_vector_once_and_hot_swaps(stack, uid) -> None:
     assert {s["ts"] for s in by_version[v2]} == set(range(10_000, 10_300))
     explained = [s for s in scores if s["p_failure"] >= 0.5]
     assert explained and all(s["top_contributors"] for s in explained)
+    # Reading -> score: one observation per scored block; these vectors' event times are 1970 (ts 0..10,299
+    # ms), so every age is decades, in the top (+Inf) bucket above a day.
+    blocks = registry.get_sample_value("forewarn_scorer_reading_age_seconds_count")
+    assert blocks is not None and 2 <= blocks <= 600
+    assert registry.get_sample_value("forewarn_scorer_reading_age_seconds_bucket", {"le": "86400.0"}) == 0
+    assert registry.get_sample_value("forewarn_scorer_reading_age_seconds_sum") > blocks * 50 * 365 * 86400

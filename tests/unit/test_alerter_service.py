@@ -119,6 +119,9 @@ def test_a_run_of_high_scores_triggers_one_alert_after_min_consecutive(h: Harnes
     assert h.store.load([KEY])[KEY].positions == {SOURCE: 3}
     assert h.counted("forewarn_alerter_scores_total", outcome="applied") == 4
     assert h.counted("forewarn_alerter_alert_actions_total", action="trigger", machine_type="pump") == 1
+    # reading -> alert: the wall clock at publication minus the triggering score's event time, once
+    assert h.counted("forewarn_alerter_reading_to_alert_seconds_count") == 1
+    assert h.counted("forewarn_alerter_reading_to_alert_seconds_sum") == max(0.0, (WALL0 - event.ts) / 1000.0)
 
 
 def test_high_scores_interrupted_by_a_low_one_start_counting_again(h: Harness) -> None:
