@@ -47,6 +47,30 @@ def stack() -> Iterator[object]:
         local.down()
 
 
+# The secure stack runs beside the default one: its ports are the default stack's plus this offset.
+SECURE_PORT_OFFSET = 1000
+
+
+@pytest.fixture(scope="session")
+def secure_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """A second stack on the secure profile (Kafka, Redis, MLflow only), in its own state folder and on its
+    own ports, started once per session for every secure-profile test and stopped at the end."""
+    from forewarn.stack.config import StackSettings
+    from forewarn.stack.manager import LocalStack
+
+    base = StackSettings()
+    options = base.stack.model_copy(update={
+        "profile": "secure", "state_dir": tmp_path_factory.mktemp("secure-stack"),
+        "kafka_port": base.stack.kafka_port + SECURE_PORT_OFFSET,
+        "kafka_controller_port": base.stack.kafka_controller_port + SECURE_PORT_OFFSET,
+        "redis_port": base.stack.redis_port + SECURE_PORT_OFFSET,
+        "mlflow_port": base.stack.mlflow_port + SECURE_PORT_OFFSET})
+    local = LocalStack(base.model_copy(update={"stack": options}), only=("kafka", "redis", "mlflow"))
+    local.up()
+    yield local
+    local.down()
+
+
 @pytest.fixture
 def kafka_settings(stack: object) -> object:
     from forewarn.stack.manager import LocalStack

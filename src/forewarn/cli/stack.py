@@ -18,13 +18,17 @@ def register(app: typer.Typer) -> None:
     )
     app.add_typer(stack_app, name="stack")
 
-    def _stack() -> LocalStack:
+    def _stack(profile: str | None = None) -> LocalStack:
         from rich.console import Console
 
+        from forewarn.stack.config import StackSettings
         from forewarn.stack.manager import LocalStack
 
         console = Console(stderr=True)
-        return LocalStack(report=lambda msg: console.print(f"[dim]stack[/dim] {msg}"))
+        settings = StackSettings()
+        if profile is not None:
+            settings = settings.model_copy(update={"stack": settings.stack.model_copy(update={"profile": profile})})
+        return LocalStack(settings, report=lambda msg: console.print(f"[dim]stack[/dim] {msg}"))
 
     @stack_app.command()
     def install() -> None:
@@ -33,14 +37,23 @@ def register(app: typer.Typer) -> None:
         _stack().install()
 
     @stack_app.command()
-    def up() -> None:
+    def up(profile: str = typer.Option(
+            None, "--profile", help="default (plaintext on loopback) or secure (TLS, users, ACLs, MLflow auth); "
+                                    "default: FOREWARN_STACK__PROFILE, else default.")) -> None:
         """Start Kafka (KRaft), Redis, MLflow, Prometheus and Alertmanager, wait until each is ready, and
         create the topics. What already runs is left running (Prometheus and Alertmanager reload their
         regenerated configs)."""
+        from forewarn.errors import UserError
+
+        if profile is not None and profile not in ("default", "secure"):
+            raise UserError(f"unknown --profile {profile!r}: choose default or secure")
         begun = time.monotonic()
-        stack = _stack()
+        stack = _stack(profile)
         stack.up()
         _print_status(stack.status_json())
+        if stack.settings.stack.profile == "default":
+            typer.echo("profile default: plaintext on 127.0.0.1, no passwords (a quick start; docs/SECURITY.md "
+                       "has the secure profile)")
         typer.echo(f"stack healthy in {time.monotonic() - begun:.1f}s; stop it with: forewarn stack down")
 
     @stack_app.command()

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr
 
@@ -41,6 +42,10 @@ class StackOptions(BaseModel):
     cache_dir: Path = Field(
         default_factory=_default_cache_dir, description="Downloaded jars, kept outside the repo, by version."
     )
+    profile: Literal["default", "secure"] = Field(
+        "default", description="default: plaintext on loopback, no passwords (a quick start; protects against "
+                               "nothing but other machines). secure: TLS from a local CA, per-service users and "
+                               "ACLs on Kafka and Redis, MLflow authentication (docs/SECURITY.md).")
     host: str = Field("127.0.0.1", description="Loopback address every component binds to.")
     kafka_port: int = Field(DEFAULT_KAFKA_PORT, ge=1, le=65535)
     kafka_controller_port: int = Field(DEFAULT_KAFKA_CONTROLLER_PORT, ge=1, le=65535)
@@ -73,6 +78,11 @@ class StackSettings(ForewarnSettings):
     @property
     def state_dir(self) -> Path:
         return self.stack.state_dir.resolve()
+
+    @property
+    def secure_dir(self) -> Path:
+        """The secure profile's CA, certificates and generated credentials (files 0600)."""
+        return self.state_dir / "secure"
 
     @property
     def prometheus_targets_dir(self) -> Path:

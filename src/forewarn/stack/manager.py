@@ -38,12 +38,16 @@ class ComponentStatus:
 
 
 class LocalStack:
-    def __init__(self, settings: StackSettings | None = None, report: Report = lambda _msg: None) -> None:
+    def __init__(self, settings: StackSettings | None = None, report: Report = lambda _msg: None,
+                 only: Iterable[str] | None = None) -> None:
+        """``only``: the components to manage (default: all), e.g. a second stack for tests."""
         self.settings = settings or StackSettings()
         self.report = report
         self.tracker = ProcessTracker(self.settings.state_dir)
+        wanted = set(only) if only is not None else None
         self.components: dict[str, Component] = {
             cls.name: cls(self.settings, self.tracker) for cls in COMPONENT_TYPES
+            if wanted is None or cls.name in wanted
         }
 
     def install(self) -> None:
@@ -78,10 +82,10 @@ class LocalStack:
 
     def down(self) -> list[str]:
         """Stop only the processes ``up`` started (by PID file); returns the names stopped."""
-        stopped = []
+        stopped: list[str] = []
         # Kafka last: it takes longest to shut down cleanly.
         for name in ("prometheus", "alertmanager", "mlflow", "redis", "kafka"):
-            if self.tracker.stop(name):
+            if name in self.components and self.tracker.stop(name):
                 stopped.append(name)
                 self.report(f"{name}: stopped")
         return stopped
