@@ -117,9 +117,9 @@ def bootstrap(
         model_health=settings.kafka.topic(topics.MODEL_HEALTH),
     )
     if store is None:
-        import redis
+        from forewarn.redis_client import connect
 
-        client = redis_client or redis.Redis.from_url(settings.redis.url, decode_responses=True)
+        client = redis_client or connect(settings.redis, decode_responses=True)
         store = RedisAlertStore(client, settings.redis.key_prefix, alert_retention_s=options.alert_retention_s,
                                 done_marker_ttl_s=options.done_marker_ttl_s)
     if publisher is None:

@@ -41,6 +41,7 @@ def create_app(worker: FeatureWorker, settings: FeaturesSettings) -> faust.App:
         web_bind=opts.host,  # faust binds 0.0.0.0 by default; we listen where settings say (loopback locally)
         web_port=opts.port,
         web_in_thread=True,
+        web_ssl_context=settings.tls.server_context(),  # HTTPS when the shared TLS settings name a certificate
         # faust's built-in /router and /table views answer anyone with partition assignments and table
         # keys; this port serves only the open operations pages (probes, Prometheus) and "/" ({"status": "OK"}).
         web_router_enabled=False,

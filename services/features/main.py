@@ -19,6 +19,7 @@ def build_worker(settings: FeaturesSettings, registry: CollectorRegistry | None 
     from forewarn import kafka, topics
     from forewarn.assets import load_asset_config
     from forewarn.online_store import RedisFeatureStore
+    from forewarn.redis_client import connect
     from forewarn.services.features.kafka_io import KafkaSourceReader, KafkaVectorSink
     from forewarn.services.features.metrics import FeaturesMetrics
     from forewarn.services.features.processor import FeatureProcessor
@@ -26,7 +27,7 @@ def build_worker(settings: FeaturesSettings, registry: CollectorRegistry | None 
     from forewarn.services.features.worker import FeatureWorker
 
     opts = settings.features
-    client = redis.Redis.from_url(settings.redis.url)
+    client = connect(settings.redis)
     source_topic = settings.kafka.topic(topics.SENSOR_READINGS)
     sink = KafkaVectorSink(kafka.producer(settings.kafka, extra_config={"linger.ms": 2}),
                            vectors_topic=settings.kafka.topic(topics.FEATURE_VECTORS),

@@ -34,4 +34,5 @@ def run() -> None:
         # Uvicorn's default keep-alive (5 s) drops idle senders between batches; reconnects cost more.
         timeout_keep_alive=30,
         timeout_graceful_shutdown=max(5, int(settings.ingest.delivery_timeout_s) + 5),
+        **settings.tls.uvicorn_options(),  # HTTPS when the shared TLS settings name a certificate
     )

@@ -69,8 +69,7 @@ def run() -> None:
         from forewarn.services.monitor.retrain import RetrainCall
         from forewarn.stack.config import StackSettings
 
-        trigger = trigger_from(settings.retrain, state_dir=StackSettings().state_dir, redis_url=settings.redis.url,
-                               key_prefix=settings.redis.key_prefix)
+        trigger = trigger_from(settings.retrain, state_dir=StackSettings().state_dir, redis=settings.redis)
         service.after_window = RetrainCall(trigger, lambda: book.new_labels)
 
     @asynccontextmanager
@@ -91,5 +90,6 @@ def run() -> None:
         return {"new_labels": book.new_labels, "decay": report.as_dict() if report is not None else None}
 
     app = create_app(service, settings.access(), lifespan=lifespan, extra=labels_summary)
-    uvicorn.run(app, host=opts.host, port=opts.port, log_config=None, access_log=False)
+    uvicorn.run(app, host=opts.host, port=opts.port, log_config=None, access_log=False,
+                **settings.tls.uvicorn_options())  # HTTPS when the shared TLS settings name a certificate
 

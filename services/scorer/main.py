@@ -6,13 +6,13 @@ from contextlib import asynccontextmanager
 
 
 def run() -> None:
-    import redis
     import uvicorn
     from prometheus_client import REGISTRY
 
     from forewarn.loop_thread import start_guarded
     from forewarn.observability import configure_json_logging
     from forewarn.online_store import RedisFeatureStore
+    from forewarn.redis_client import connect
     from forewarn.services.scorer.app import create_app
     from forewarn.services.scorer.loop import ScoreLoop
     from forewarn.services.scorer.metrics import ScorerMetrics
@@ -26,7 +26,7 @@ def run() -> None:
         settings.mlflow.tracking_uri, settings.mlflow.model_name, settings.mlflow.champion_alias, opts.num_threads,
         compile_model=opts.compile_model, compile_cache_dir=opts.compile_cache_dir,
     )
-    store = RedisFeatureStore(redis.Redis.from_url(settings.redis.url), settings.redis.key_prefix)
+    store = RedisFeatureStore(connect(settings.redis), settings.redis.key_prefix)
     metrics = ScorerMetrics(REGISTRY)
     metrics.ready.set_function(lambda: float(holder.current is not None))  # read at scrape time, never stale
     loop = ScoreLoop(settings, holder, metrics)
@@ -43,5 +43,6 @@ def run() -> None:
         watcher.join(timeout=5)
 
     app = create_app(holder, store, settings.access(), top_k=opts.top_k, lifespan=lifespan)
-    uvicorn.run(app, host=opts.host, port=opts.port, log_config=None, access_log=False)
+    uvicorn.run(app, host=opts.host, port=opts.port, log_config=None, access_log=False,
+                **settings.tls.uvicorn_options())  # HTTPS when the shared TLS settings name a certificate
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -20,6 +21,7 @@ from pathlib import Path
 import httpx
 
 from forewarn.errors import UserError
+from forewarn.settings import TlsSettings
 from forewarn.stack import monitoring
 from forewarn.stack.process import free_port
 
@@ -41,7 +43,14 @@ class ServiceProcess:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        # The secure profile's services serve HTTPS (FOREWARN_TLS__*, forewarn.stack.secure.client_env).
+        scheme = "https" if self.env.get("FOREWARN_TLS__HTTP_CERT_FILE") else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
+
+    def verify(self) -> ssl.SSLContext | bool:
+        """What a client of this service verifies its certificate against (the env's CA when given)."""
+        ca_file = self.env.get("FOREWARN_TLS__CA_FILE")
+        return TlsSettings(ca_file=ca_file).client_context() if ca_file else True
 
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -61,7 +70,7 @@ class ServiceProcess:
 
     def ready(self) -> bool:
         try:
-            return httpx.get(f"{self.url}/readyz", timeout=1.0).status_code == 200
+            return httpx.get(f"{self.url}/readyz", timeout=1.0, verify=self.verify()).status_code == 200
         except httpx.HTTPError:
             return False
 

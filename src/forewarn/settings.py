@@ -7,8 +7,9 @@ between nested names, e.g. ``FOREWARN_KAFKA__BOOTSTRAP_SERVERS=127.0.0.1:19092``
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypedDict
 
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -45,14 +46,64 @@ class KafkaSettings(BaseModel):
 
 
 class RedisSettings(BaseModel):
-    url: str = Field(f"redis://127.0.0.1:{DEFAULT_REDIS_PORT}/0", description="Redis connection URL.")
+    url: str = Field(f"redis://127.0.0.1:{DEFAULT_REDIS_PORT}/0",
+                     description="Redis connection URL (rediss:// for TLS). Put no password in it: it is not secret "
+                                 "here; use username and password.")
     key_prefix: str = Field("fw", description="Prefix for every key the project writes.")
+    # Every Redis client of the project is made by forewarn.redis_client.connect from these, so the secure
+    # profile (TLS, one ACL user per service) changes settings, not code.
+    username: str | None = Field(None, description="ACL user of this service (unset: Redis' default user).")
+    password: SecretStr | None = Field(None, description="Password of the ACL user.")
+    ssl_ca_certs: str | None = Field(None, description="PEM file of the CA that signed Redis' certificate "
+                                                       "(rediss:// only; unset: the system's trust store).")
 
 
 class MlflowSettings(BaseModel):
     tracking_uri: str = Field(f"http://127.0.0.1:{DEFAULT_MLFLOW_PORT}", description="MLflow tracking server.")
     model_name: str = Field("forewarn-failure", description="Registered model the scorer serves.")
     champion_alias: str = Field("champion", description="Registry alias of the model in production.")
+
+
+class UvicornTlsOptions(TypedDict, total=False):
+    ssl_certfile: str
+    ssl_keyfile: str
+
+
+class TlsSettings(BaseModel):
+    """HTTPS of the services' own APIs (the secure profile), in one place: every service's server takes its
+    certificate from here, and every client of those APIs verifies against ``ca_file``."""
+
+    http_cert_file: str | None = Field(None, description="Server certificate (PEM, leaf then chain): set with the "
+                                                         "key, the service's API serves HTTPS only.")
+    http_key_file: str | None = Field(None, description="Private key (PEM) of http_cert_file.")
+    ca_file: str | None = Field(None, description="CA (PEM) that clients of the services' HTTPS APIs verify against; "
+                                                  "unset: the system's trust store.")
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.http_cert_file and self.http_key_file)
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.enabled else "http"
+
+    def uvicorn_options(self) -> UvicornTlsOptions:
+        """Keyword arguments for ``uvicorn.run`` / ``uvicorn.Config``: none when TLS is off."""
+        if not self.enabled:
+            return UvicornTlsOptions()
+        return UvicornTlsOptions(ssl_certfile=str(self.http_cert_file), ssl_keyfile=str(self.http_key_file))
+
+    def server_context(self) -> ssl.SSLContext | None:
+        """The server side as an SSL context (for servers that take one, e.g. faust's web server)."""
+        if not self.enabled:
+            return None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(str(self.http_cert_file), str(self.http_key_file))
+        return context
+
+    def client_context(self) -> ssl.SSLContext:
+        """What a client of an ``https://`` service URL verifies against (``ca_file``, else the system's)."""
+        return ssl.create_default_context(cafile=self.ca_file) if self.ca_file else ssl.create_default_context()
 
 
 class ForewarnSettings(BaseSettings):
@@ -68,6 +119,7 @@ class ForewarnSettings(BaseSettings):
     kafka: KafkaSettings = KafkaSettings()
     redis: RedisSettings = RedisSettings()
     mlflow: MlflowSettings = MlflowSettings()
+    tls: TlsSettings = TlsSettings()
     asset_config: str = Field(
         "plant", description="Asset config: a shipped name (plant, cmapss, ai4i) or a path to a YAML file."
     )

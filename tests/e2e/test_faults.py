@@ -95,8 +95,9 @@ def fault_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
                                                    "topic_prefix": ""}),
         "redis": settings.redis.model_copy(update={"url": f"redis://127.0.0.1:{ports['redis_port']}/0"}),
     })
-    local = LocalStack(settings)
-    del local.components["mlflow"]  # the registry stays on the session stack: no fault here touches it
+    # Kafka and Redis only: the registry, Prometheus and Alertmanager stay on the session stack (no fault here
+    # touches them, and theirs would take the session stack's ports).
+    local = LocalStack(settings, only=("kafka", "redis"))
     try:
         local.up()
         yield local

@@ -25,7 +25,7 @@ def _start_api(alerter: Alerter) -> tuple[Any, threading.Thread]:
     options = alerter.settings.alerter
     server = uvicorn.Server(uvicorn.Config(
         alerter.app, host=options.host, port=options.port, log_config=None, access_log=options.access_log,
-        lifespan="off",
+        lifespan="off", **alerter.settings.tls.uvicorn_options(),  # HTTPS when the TLS settings name a cert
     ))
     thread = threading.Thread(target=server.run, name="feedback-api", daemon=True)
     thread.start()

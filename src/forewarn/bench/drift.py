@@ -334,7 +334,7 @@ def run_drift_bench(options: DriftBenchOptions, console: Console) -> dict[str, A
     finally:
         stack.delete_topics(created + [f"bench-drift-features-{uid}-{kind}-__assignor-__leader"
                                        for kind in options.kinds])
-        delete_redis_keys(stack.settings.redis.url, f"bench-drift-{uid}")
+        delete_redis_keys(stack.settings.redis, f"bench-drift-{uid}")
         if not was_running:
             stack.down()
     headline = per_kind[options.kinds[0]] if len(options.kinds) == 1 else combine(per_kind)

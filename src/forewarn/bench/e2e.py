@@ -45,7 +45,7 @@ from rich.console import Console
 
 from forewarn import kafka, topics
 from forewarn.bench.timeline import Timeline, slowest_window, tree_cpu_seconds
-from forewarn.settings import ForewarnSettings, KafkaSettings
+from forewarn.settings import ForewarnSettings, KafkaSettings, RedisSettings
 
 BENCH_TOPIC_CONFIG = {"retention.ms": str(5 * 60_000), "segment.bytes": str(64 * 2**20)}
 HORIZON = "12h"
@@ -412,14 +412,14 @@ def run_e2e_bench(options: E2EOptions, console: Console) -> dict[str, Any]:
     finally:
         # faust's own topic for the features app (named after its app id, below) goes too
         stack.delete_topics([*bench_topics, f"bench-e2e-features-{uid}-__assignor-__leader"])
-        delete_redis_keys(settings.redis.url, f"bench-e2e-{uid}:")
+        delete_redis_keys(settings.redis, f"bench-e2e-{uid}:")
 
 
-def delete_redis_keys(url: str, prefix: str) -> None:
+def delete_redis_keys(settings: RedisSettings, prefix: str) -> None:
     """Delete every key under a prefix (a bench run's online store, snapshots and alerter state)."""
-    import redis
+    from forewarn.redis_client import connect
 
-    client = redis.Redis.from_url(url)
+    client = connect(settings)
     keys = list(client.scan_iter(match=f"{prefix}*", count=5000))
     for start in range(0, len(keys), 5000):
         client.delete(*keys[start:start + 5000])

@@ -62,9 +62,8 @@ def processed(metrics_text: str) -> int:
 def run_features_bench(
     *, machines: int, duration: str, partitions: int, batch_max: int, emit_interval_ms: int, console: Console,
 ) -> dict[str, Any]:
-    import redis
-
     from forewarn.features import state_bytes
+    from forewarn.redis_client import connect
     from forewarn.sim.commands import run_simulation
     from forewarn.sim.outputs import OutputSpec
     from forewarn.stack.manager import LocalStack
@@ -80,7 +79,7 @@ def run_features_bench(
     stack.ensure_topics(names, partitions=partitions)
     source = settings.kafka.topic(topics.SENSOR_READINGS)
     redis_prefix = f"bench-{uid}"
-    client = redis.Redis.from_url(settings.redis.url)
+    client = connect(settings.redis)
     service: subprocess.Popen | None = None
     try:
         console.print(f"producing a simulated fleet of {machines} machines for {duration} into {source}")

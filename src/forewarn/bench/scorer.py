@@ -114,7 +114,6 @@ def batch_path(rows: int, rounds: int, batch: int, explain_above: float, console
 def on_demand(requests: int, rounds: int, console: Console) -> dict[str, Any]:
     import httpx
     import mlflow
-    import redis
     from mlflow import MlflowClient
 
     from forewarn import topics
@@ -123,6 +122,7 @@ def on_demand(requests: int, rounds: int, console: Console) -> dict[str, Any]:
     from forewarn.localrun import ServiceProcess
     from forewarn.model_bundle import log_bundle
     from forewarn.online_store import RedisFeatureStore
+    from forewarn.redis_client import connect
     from forewarn.stack.manager import LocalStack
     from forewarn.stack.process import free_port
 
@@ -141,7 +141,7 @@ def on_demand(requests: int, rounds: int, console: Console) -> dict[str, Any]:
     client = MlflowClient(settings.mlflow.tracking_uri)
     client.set_registered_model_alias(model_name, "champion", version)
     stack.ensure_topics([f"bench.{uid}.{t}" for t in (topics.FEATURE_VECTORS, topics.RISK_SCORES)])
-    redis_client = redis.Redis.from_url(settings.redis.url)
+    redis_client = connect(settings.redis)
     store = RedisFeatureStore(redis_client, prefix)
     machines = 1000
     store.write_rows(machine_type="pump", feature_set_version=FEATURE_SET_VERSION, names=names,
@@ -158,7 +158,7 @@ def on_demand(requests: int, rounds: int, console: Console) -> dict[str, Any]:
         from forewarn.access import API_KEY_HEADER, DEV_ROLE_KEYS, Role  # the scorer runs with development keys
 
         viewer = {API_KEY_HEADER: DEV_ROLE_KEYS[Role.VIEWER]}
-        with httpx.Client(base_url=service.url, timeout=5, headers=viewer) as http:
+        with httpx.Client(base_url=service.url, timeout=5, headers=viewer, verify=service.verify()) as http:
             for i in range(50):  # warm-up: connection, caches
                 http.get(f"/v1/machines/m{i}/risk").raise_for_status()
             console.print(f"on demand: {requests} sequential GET /v1/machines/{{id}}/risk")

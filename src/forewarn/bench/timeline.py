@@ -111,9 +111,12 @@ class Timeline:
             return
         import redis
 
+        from forewarn.redis_client import connect
+        from forewarn.settings import RedisSettings
+
         try:
             if self._redis is None:
-                self._redis = redis.Redis.from_url(self.redis_url, socket_timeout=0.5)
+                self._redis = connect(RedisSettings(url=self.redis_url), socket_timeout=0.5)
             info = self._redis.info()
         except redis.RedisError:
             info = {}

@@ -105,7 +105,7 @@ def register(app: typer.Typer) -> None:
         from forewarn.training.pipeline import require_mlflow
 
         require_mlflow(ctx.tracking_uri)
-        with held(redis_lock(settings.redis.url, settings.redis.key_prefix, opts.lock_ttl_s)) as lock:
+        with held(redis_lock(settings.redis, opts.lock_ttl_s)) as lock:
             result = chain.execute(plan, ctx, echo=typer.echo, lock_lost=lock.lost)
             r = result.record
             try:

@@ -15,9 +15,12 @@ import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from forewarn.errors import UserError
+
+if TYPE_CHECKING:
+    from forewarn.settings import RedisSettings
 
 # KEYS[1] = lock key, ARGV[1] = owner (, ARGV[2] = ttl ms): act only while the lock is still ours.
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
@@ -102,14 +105,14 @@ class RetrainLock:
         self._beat = None
 
 
-def redis_client(redis_url: str) -> Any:
-    import redis
+def redis_client(settings: RedisSettings) -> Any:
+    from forewarn.redis_client import connect
 
-    return redis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
+    return connect(settings, socket_timeout=5, socket_connect_timeout=5)
 
 
-def redis_lock(redis_url: str, key_prefix: str, ttl_s: float) -> RetrainLock:
-    return RetrainLock(redis_client(redis_url), lock_key(key_prefix), ttl_s=ttl_s)
+def redis_lock(settings: RedisSettings, ttl_s: float) -> RetrainLock:
+    return RetrainLock(redis_client(settings), lock_key(settings.key_prefix), ttl_s=ttl_s)
 
 
 def is_running(lock: RetrainLock) -> bool:

@@ -30,6 +30,7 @@ from forewarn.retraining.trigger import (
     evaluate,
     observe_run,
 )
+from forewarn.settings import RedisSettings
 
 RUNNER_ENV = "FOREWARN_RETRAIN__RUNNER"
 REASON_ANNOTATION = "forewarn.io/retrain-reason"
@@ -168,12 +169,13 @@ class RetrainTrigger:
         return decision, started
 
 
-def trigger_from(options: RetrainOptions, *, state_dir: Path, redis_url: str, key_prefix: str) -> RetrainTrigger:
+def trigger_from(options: RetrainOptions, *, state_dir: Path, redis: RedisSettings) -> RetrainTrigger:
     """Wired from settings: the runner the options name, the Redis lock as 'already running', and the
     last run's end (from Redis) as where the cooldown starts."""
     from forewarn.retraining.lock import RetrainLock, is_running, lock_key, read_last_run, redis_client
 
-    client = redis_client(redis_url)
+    client = redis_client(redis)
+    key_prefix = redis.key_prefix
     probe = RetrainLock(client, lock_key(key_prefix), owner="monitor-probe")
     state = TriggerState()
     try:

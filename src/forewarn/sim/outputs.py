@@ -84,7 +84,7 @@ def open_outputs(spec: OutputSpec, settings: ForewarnSettings, sensors: tuple[st
 
         url = spec.url or spec.target or DEFAULT_INGEST_URL
         readings = HttpReadingSink(
-            httpx.Client(timeout=30.0),
+            httpx.Client(timeout=30.0, verify=settings.tls.client_context()),  # an https:// ingest: its CA
             url,
             api_key=spec.api_key,
             api_key_header=spec.api_key_header,

@@ -86,18 +86,36 @@ class Kafka(Component):
     def properties_path(self) -> Path:
         return self.data_dir / "server.properties"
 
-    def _properties(self) -> str:
+    @property
+    def secure(self) -> bool:
+        return self.opts.profile == "secure"
+
+    def _listeners(self) -> list[str]:
         host, broker, controller = self.opts.host, self.opts.kafka_port, self.opts.kafka_controller_port
+        if self.secure:
+            from forewarn.stack import secure, secure_kafka
+
+            cert = secure.server_cert(self.settings, self.name)
+            return secure_kafka.broker_properties(
+                host=host, port=broker, controller_port=controller, keystore=str(cert.bundle),
+                truststore=str(secure.local_ca(self.settings).cert),
+                admin_password=secure.credentials(self.settings).kafka["admin"])
+        return [
+            f"listeners=PLAINTEXT://{host}:{broker},CONTROLLER://{host}:{controller}",
+            f"advertised.listeners=PLAINTEXT://{host}:{broker}",
+            "controller.listener.names=CONTROLLER",
+            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "inter.broker.listener.name=PLAINTEXT",
+        ]
+
+    def _properties(self) -> str:
+        host, controller = self.opts.host, self.opts.kafka_controller_port
         return "\n".join(
             [
                 "process.roles=broker,controller",
                 "node.id=1",
                 f"controller.quorum.voters=1@{host}:{controller}",
-                f"listeners=PLAINTEXT://{host}:{broker},CONTROLLER://{host}:{controller}",
-                f"advertised.listeners=PLAINTEXT://{host}:{broker}",
-                "controller.listener.names=CONTROLLER",
-                "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
-                "inter.broker.listener.name=PLAINTEXT",
+                *self._listeners(),
                 f"log.dirs={self.data_dir / 'logs'}",
                 f"num.partitions={self.settings.kafka.topic_partitions}",
                 "offsets.topic.replication.factor=1",
@@ -130,8 +148,10 @@ class Kafka(Component):
     def prepare(self) -> None:
         import subprocess
 
+        from forewarn.stack.secure import _write_private as _write_private_text
+
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.properties_path.write_text(self._properties())
+        _write_private_text(self.properties_path, self._properties())  # 0600: the secure profile's JAAS lines
         (self.data_dir / "log4j2.properties").write_text(
             "status = warn\n"
             "appender.console.type = Console\nappender.console.name = STDOUT\n"
@@ -144,15 +164,23 @@ class Kafka(Component):
         if (self.data_dir / "logs" / "meta.properties").exists():
             return
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-        result = subprocess.run(
-            # "--cluster-id=" form: a random id may start with "-", which argparse would take for an option.
-            self._java("kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}",
-                       "-c", str(self.properties_path)),
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=120,
-        )
+        # "--cluster-id=" form: a random id may start with "-", which argparse would take for an option.
+        command = self._java("kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}",
+                             "-c", str(self.properties_path))
+        argfile = self.data_dir / "format.args"
+        if self.secure:
+            from forewarn.stack import secure, secure_kafka
+
+            # The bootstrap user's SCRAM credential goes into the first metadata records. Through a java
+            # @argfile (0600, deleted at once), so the password is never in an argv that `ps` shows.
+            admin_password = secure.credentials(self.settings).kafka["admin"]
+            arguments = [*command[1:], "--add-scram", secure_kafka.format_scram_argument(admin_password)]
+            _write_private_text(argfile, "\n".join(f'"{argument}"' for argument in arguments))
+            command = [command[0], f"@{argfile}"]
+        try:
+            result = subprocess.run(command, capture_output=True, text=True, check=False, timeout=120)
+        finally:
+            argfile.unlink(missing_ok=True)
         if result.returncode != 0:
             raise UserError(f"formatting Kafka storage failed:\n{(result.stdout + result.stderr)[-1500:]}")
 
@@ -169,8 +197,12 @@ class Kafka(Component):
     def is_ready(self) -> bool:
         from confluent_kafka.admin import AdminClient
 
+        from forewarn.kafka.clients import connection_config
+        from forewarn.stack.secure_kafka import stack_client_settings
+
         # log_level 0: "connection refused" while the broker boots is expected, not worth a log line.
-        admin = AdminClient({"bootstrap.servers": self.address, "socket.timeout.ms": 2000, "log_level": 0})
+        admin = AdminClient({**connection_config(stack_client_settings(self.settings)), "socket.timeout.ms": 2000,
+                             "log_level": 0})
         try:
             metadata = admin.list_topics(timeout=2)
         except Exception:  # noqa: BLE001 - any failure means "not ready yet"
@@ -186,17 +218,41 @@ class Redis(Component):
     def port(self) -> int:
         return self.opts.redis_port
 
-    def prepare(self) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+    @property
+    def secure(self) -> bool:
+        return self.opts.profile == "secure"
 
-    def argv(self) -> list[str]:
+    def _binary(self) -> str:
         binary = shutil.which("redis-server")
         if binary is None:
             raise UserError("redis-server is missing. Run 'make setup', or: apt-get install -y redis-server")
+        return binary
+
+    def prepare(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.secure:
+            from forewarn.stack import secure_redis
+
+            secure_redis.write_acl_file(self.settings, self._binary())
+
+    def reload(self) -> None:
+        if self.secure:
+            from forewarn.stack import secure_redis
+
+            secure_redis.reload_acl(self.settings, self._binary())
+
+    def argv(self) -> list[str]:
+        if self.secure:
+            from forewarn.stack import secure_redis
+
+            # TLS on the port, ACL users from a file (forewarn.stack.secure_redis); no plaintext port.
+            listen = secure_redis.server_argv(self.settings)
+        else:
+            listen = ["--port", str(self.port)]
         return [
-            binary,
+            self._binary(),
             "--bind", self.opts.host,
-            "--port", str(self.port),
+            *listen,
             "--dir", str(self.data_dir),
             "--protected-mode", "yes",
             # The online store can be rebuilt from Kafka; the append-only file makes restarts cheap.
@@ -210,6 +266,11 @@ class Redis(Component):
         import redis
 
         try:
+            if self.secure:
+                from forewarn.stack import secure_redis
+
+                with secure_redis.admin_client(self.settings, socket_timeout=1, socket_connect_timeout=1) as client:
+                    return bool(client.ping())
             return bool(redis.Redis(host=self.opts.host, port=self.port, socket_timeout=1).ping())
         except redis.RedisError:
             return False
@@ -224,8 +285,13 @@ class Mlflow(Component):
         return self.opts.mlflow_port
 
     @property
+    def secure(self) -> bool:
+        return self.opts.profile == "secure"
+
+    @property
     def address(self) -> str:
-        return f"http://{self.opts.host}:{self.port}"
+        # The secure profile serves HTTPS with basic auth (forewarn.stack.secure_mlflow).
+        return f"{'https' if self.secure else 'http'}://{self.opts.host}:{self.port}"
 
     @property
     def metrics_dir(self) -> Path:
@@ -248,16 +314,40 @@ class Mlflow(Component):
             "--workers", "1",
             # /metrics (mlflow_http_request_*), scraped by the stack's Prometheus.
             "--expose-prometheus", str(self.metrics_dir),
+            *self._secure_argv(),
         ]
+
+    def _secure_argv(self) -> list[str]:
+        if not self.secure:
+            return []
+        from forewarn.stack import secure_mlflow
+
+        return secure_mlflow.server_argv(self.settings)
 
     def env(self) -> dict[str, str]:
         # The project runs no MLflow jobs (GenAI judges, trace rollups): without this the server starts a
         # pool of huey job consumers beside the tracking server, each a full MLflow import.
-        return {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+        env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+        if self.secure:
+            from forewarn.stack import secure_mlflow
+
+            env |= secure_mlflow.server_env(self.settings, self.data_dir)
+        return env
 
     def is_ready(self) -> bool:
+        if not self.secure:
+            return _http_ok(f"{self.address}/health")
+        from forewarn.stack import secure_mlflow
+
+        # Usable means the project's users can log in: /health is open, so it says nothing about auth.
+        # They are created on the first ready check (admin's REST calls; idempotent).
         try:
-            return httpx.get(f"{self.address}/health", timeout=2).status_code == 200
+            with secure_mlflow.http_client(self.settings, None) as anonymous:
+                if anonymous.get("/health").status_code != 200:
+                    return False
+            if not secure_mlflow.users_ready(self.settings):
+                secure_mlflow.provision(self.settings)
+            return secure_mlflow.users_ready(self.settings)
         except httpx.HTTPError:
             return False
 

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from forewarn import topics
 from forewarn.errors import UserError
@@ -76,6 +77,8 @@ class LocalStack:
             started.append(component)
         with ThreadPoolExecutor(len(self.components)) as pool:
             list(pool.map(self._wait_ready, self.components.values()))
+        if self.settings.stack.profile == "secure" and "kafka" in self.components:
+            self._secure_kafka_access()
         self.ensure_topics([topics.AUDIT], config=topics.AUDIT_CONFIG)  # first: audit records are kept forever
         self.ensure_topics(topics.ALL)
         return self.status()
@@ -107,13 +110,29 @@ class LocalStack:
     def status_json(self) -> dict[str, dict[str, object]]:
         return {name: asdict(state) for name, state in self.status().items()}
 
+    def kafka_admin(self) -> Any:
+        """An AdminClient of the stack's broker: plain text, or as ``admin`` on the secure profile."""
+        from forewarn import kafka
+        from forewarn.stack.secure_kafka import stack_client_settings
+
+        return kafka.admin(stack_client_settings(self.settings))
+
+    def _secure_kafka_access(self) -> None:
+        """Every service's SCRAM user and the ACL table (both idempotent: run on every ``up``)."""
+        from forewarn.stack import secure, secure_kafka
+
+        admin = self.kafka_admin()
+        secure_kafka.ensure_users(admin, secure.credentials(self.settings).kafka)
+        secure_kafka.ensure_acls(admin, self.settings.kafka.topic_prefix)
+        self.report("kafka: SCRAM users and ACLs in place")
+
     def ensure_topics(self, names: Iterable[str], partitions: int | None = None,
                       config: dict[str, str] | None = None) -> None:
         """Create the topics that do not exist yet (``config``: topic-level settings for those)."""
-        from confluent_kafka.admin import AdminClient, NewTopic
+        from confluent_kafka.admin import NewTopic
 
         kafka = self.settings.kafka
-        admin = AdminClient({"bootstrap.servers": self.components["kafka"].address})
+        admin = self.kafka_admin()
         existing = set(admin.list_topics(timeout=10).topics)
         wanted = [
             NewTopic(kafka.topic(name), num_partitions=partitions or kafka.topic_partitions,
@@ -133,10 +152,8 @@ class LocalStack:
 
     def delete_topics(self, names: Iterable[str]) -> None:
         """Delete topics (the settings' prefix added as in ensure_topics); missing ones are ignored."""
-        from confluent_kafka.admin import AdminClient
-
         kafka = self.settings.kafka
-        admin = AdminClient({"bootstrap.servers": self.components["kafka"].address})
+        admin = self.kafka_admin()
         for name, future in admin.delete_topics([kafka.topic(n) for n in names], operation_timeout=30).items():
             try:
                 future.result(timeout=60)

@@ -68,4 +68,29 @@ def client_env(settings: StackSettings, principal: str) -> dict[str, str]:
     """The FOREWARN_* (and MLFLOW_*) environment a process running as ``principal`` needs to reach the
     secure stack: one place, so no service builds its own TLS or credentials configuration."""
     env: dict[str, str] = {}
+    # MLflow (forewarn.stack.secure_mlflow): HTTPS and basic auth; the MLflow client reads MLFLOW_TRACKING_*
+    # itself. The training chain and the CLI register and promote; the services only read models.
+    ca_file = str(local_ca(settings).cert)
+    mlflow_user = "promoter" if principal in ("retrain", "admin") else "reader"
+    env |= {"FOREWARN_MLFLOW__TRACKING_URI": f"https://{settings.stack.host}:{settings.stack.mlflow_port}",
+            "MLFLOW_TRACKING_USERNAME": mlflow_user,
+            "MLFLOW_TRACKING_PASSWORD": credentials(settings).mlflow[mlflow_user],
+            "MLFLOW_TRACKING_SERVER_CERT_PATH": ca_file,
+            # Plain httpx/ssl clients with no CA setting of their own (MLflow /health probes) trust the local CA.
+            "SSL_CERT_FILE": ca_file}
+    # The services' own APIs (forewarn.settings.TlsSettings): a service serves HTTPS with the "services"
+    # certificate; every principal's clients verify against the local CA.
+    env["FOREWARN_TLS__CA_FILE"] = ca_file
+    if principal in SERVICES:
+        services_cert = server_cert(settings, "services")
+        env |= {"FOREWARN_TLS__HTTP_CERT_FILE": str(services_cert.cert),
+                "FOREWARN_TLS__HTTP_KEY_FILE": str(services_cert.key)}
+    # Redis (forewarn.stack.secure_redis): rediss:// against the local CA, as the principal's own ACL user.
+    from forewarn.stack import secure_redis
+
+    env |= secure_redis.client_env(settings, principal)
+    # Kafka (forewarn.stack.secure_kafka): SASL_SSL with SCRAM-SHA-512 as the principal's own user.
+    from forewarn.stack import secure_kafka
+
+    env |= secure_kafka.client_env(settings, principal)
     return env
