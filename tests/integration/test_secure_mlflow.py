@@ -76,7 +76,18 @@ def test_secure_mlflow_refuses_what_each_user_may_not_do(secure_stack: object, t
     reader = MlflowClient(uri)
     champion = reader.get_model_version_by_alias(name, "champion")
     assert champion.version == version.version
-    local = download_artifacts(f"models:/{name}@champion", dst_path=str(tmp_path / "loaded"))
+    # Earlier tests in the session may have set MLflow's process-wide URIs (which beat the env variable):
+    # point both at the secure server for this download, then put them back.
+    import mlflow
+
+    before = (mlflow.get_tracking_uri(), mlflow.get_registry_uri())
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        local = download_artifacts(f"models:/{name}@champion", dst_path=str(tmp_path / "loaded"))
+    finally:
+        mlflow.set_tracking_uri(before[0])
+        mlflow.set_registry_uri(before[1])
     assert (Path(local) / "weights.txt").read_text() == "0.5\n"
     assert reader.get_registered_model(name).aliases == {"champion": version.version}
     # The monitor (a reader too) logs drift-report runs beside the training run and prunes old ones.
